@@ -1,0 +1,25 @@
+"""Cumulative Memory Recurrent Units (CMRU, alpha-CMRU, BMRU) for the neuromorphic toolchain.
+
+The math is in :mod:`cmru_neuro.functional`; the layers here wrap it with the interface of
+``torch.nn.GRU``. Front-ends: :mod:`cmru_neuro.snntorch`, :mod:`cmru_neuro.norse`,
+:mod:`cmru_neuro.nir`, :mod:`cmru_neuro.energy`, :mod:`cmru_neuro.quant` and
+:mod:`cmru_neuro.adapters.lava`.
+"""
+
+from . import baselines, functional
+from .layers import BMRU, CMRU, AlphaCMRU, FirstQuadrantBMRU, MemoryTrace, MemoryUnit
+from .schedule import EpsilonSchedule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlphaCMRU",
+    "BMRU",
+    "CMRU",
+    "EpsilonSchedule",
+    "FirstQuadrantBMRU",
+    "MemoryTrace",
+    "MemoryUnit",
+    "baselines",
+    "functional",
+]

@@ -1,0 +1,76 @@
+"""Input checks shared by every front-end: each error names the argument, the expectation
+and what came in."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+
+
+def check_tensor(value, name: str) -> Tensor:
+    """A floating-point tensor with finite values."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    if not (value.is_floating_point() or value.is_complex()):
+        raise TypeError(
+            f"{name}: expected a floating-point tensor, got dtype {value.dtype} "
+            f"(convert with .float())"
+        )
+    if not torch.isfinite(value).all():
+        raise ValueError(f"{name}: expected finite values, got NaN or inf")
+    return value
+
+
+def check_shape(value: Tensor, name: str, expected: Sequence[Optional[int]], what: str) -> None:
+    """``expected`` lists sizes; ``None`` accepts any size. ``what`` names the axes."""
+    ok = value.dim() == len(expected) and all(
+        e is None or e == n for e, n in zip(expected, value.shape)
+    )
+    if not ok:
+        shown = tuple("*" if e is None else e for e in expected)
+        raise ValueError(
+            f"{name}: expected shape {shown} ({what}), got {tuple(value.shape)}"
+        )
+
+
+def check_sequence(x, name: str, feature_size: int, batch_first: bool) -> tuple[Tensor, bool]:
+    """Validate a sequence and return it time-first ``(T, B, F)`` plus whether it was batched.
+
+    Accepts ``(T, B, F)`` (``(B, T, F)`` when ``batch_first``) or unbatched ``(T, F)``.
+    """
+    x = check_tensor(x, name)
+    layout = "batch, time, features" if batch_first else "time, batch, features"
+    if x.dim() == 2:
+        check_shape(x, name, (None, feature_size), "time, features")
+        return x.unsqueeze(1), False
+    if x.dim() != 3:
+        raise ValueError(
+            f"{name}: expected a 3-D tensor ({layout}) or 2-D (time, features), "
+            f"got {x.dim()}-D with shape {tuple(x.shape)}"
+        )
+    check_shape(x, name, (None, None, feature_size), layout)
+    return (x.transpose(0, 1) if batch_first else x), True
+
+
+def check_state(h, name: str, batch: int, hidden: int, batched: bool) -> Tensor:
+    """A state of shape ``(B, H)`` (``(H,)`` for unbatched input); returned as ``(B, H)``."""
+    h = check_tensor(h, name)
+    if batched:
+        check_shape(h, name, (batch, hidden), "batch, hidden")
+        return h
+    check_shape(h, name, (hidden,), "hidden")
+    return h.unsqueeze(0)
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return value
+
+
+def check_choice(value, name: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value

@@ -1,0 +1,156 @@
+"""Baselines in the interface of the memory units: ``layer(x, h0=None) -> (outputs, h_last)``.
+
+- :class:`LRU` (Orvieto et al. 2023): complex diagonal recurrence with ring initialisation.
+- :class:`MinGRU` (Feng et al. 2024): parallel scan in log space.
+
+Both accept ``mode="parallel"`` (default) or ``"sequential"`` and ``batch_first``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import check_choice, check_positive_int, check_sequence, check_state
+from .functional import linear_scan
+from .layers import MODES
+
+
+class _SequenceLayer(nn.Module):
+    """Shared plumbing: validation, layout, mode selection."""
+
+    def __init__(self, input_size: int, hidden_size: int, batch_first: bool, mode: str):
+        super().__init__()
+        self.input_size = check_positive_int(input_size, "input_size")
+        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
+        self.batch_first = bool(batch_first)
+        self.mode = check_choice(mode, "mode", MODES)
+
+    def forward(self, x: Tensor, h0: Optional[Tensor] = None, *, mode: Optional[str] = None):
+        """``x`` (T, B, F) -> ``(outputs (T, B, H), h_last (B, state))``."""
+        mode = self.mode if mode is None else check_choice(mode, "mode", MODES)
+        x, batched = check_sequence(x, "x", self.input_size, self.batch_first)
+        if h0 is not None:
+            h0 = check_state(h0, "h0", x.shape[1], self.state_size, batched)
+        outputs, h_last = self._run(x, h0, mode == "parallel")
+        if not batched:
+            return outputs.squeeze(1), h_last.squeeze(0)
+        return (outputs.transpose(0, 1) if self.batch_first else outputs), h_last
+
+    @property
+    def state_size(self) -> int:
+        return self.hidden_size
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, mode={self.mode!r}, batch_first={self.batch_first}"
+
+
+class LRU(_SequenceLayer):
+    """Linear recurrent unit: ``x_k = lambda * x_{k-1} + gamma * (B u_k)``,
+    ``y_k = Re(C x_k) + D u_k``.
+
+    ``lambda = exp(-exp(nu_log) + i exp(theta_log))`` with ``|lambda|`` uniform on the ring
+    ``[r_min, r_max]`` and phase in ``[0, max_phase]``. The state is complex ``(B, H)``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        batch_first: bool = False,
+        mode: str = "parallel",
+        r_min: float = 0.9,
+        r_max: float = 0.999,
+        max_phase: float = 2 * math.pi,
+    ):
+        super().__init__(input_size, hidden_size, batch_first, mode)
+        if not 0 <= r_min < r_max <= 1:
+            raise ValueError(f"r_min, r_max: expected 0 <= r_min < r_max <= 1, got {r_min}, {r_max}")
+        u1, u2 = torch.rand(hidden_size), torch.rand(hidden_size)
+        self.nu_log = nn.Parameter(torch.log(-0.5 * torch.log(u1 * (r_max**2 - r_min**2) + r_min**2)))
+        self.theta_log = nn.Parameter(torch.log(max_phase * u2 + 1e-8))
+        modulus = torch.exp(-torch.exp(self.nu_log.detach()))
+        self.gamma_log = nn.Parameter(torch.log(torch.sqrt(1 - modulus**2)))
+        scale_in = 1 / math.sqrt(2 * input_size)
+        self.B_re = nn.Parameter(torch.randn(hidden_size, input_size) * scale_in)
+        self.B_im = nn.Parameter(torch.randn(hidden_size, input_size) * scale_in)
+        self.C_re = nn.Parameter(torch.randn(hidden_size, hidden_size) / math.sqrt(hidden_size))
+        self.C_im = nn.Parameter(torch.randn(hidden_size, hidden_size) / math.sqrt(hidden_size))
+        self.D = nn.Parameter(torch.randn(hidden_size, input_size) / math.sqrt(input_size))
+
+    @property
+    def eigenvalues(self) -> Tensor:
+        """lambda, complex ``(H,)``."""
+        return torch.exp(torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log)))
+
+    def _run(self, u: Tensor, h0: Optional[Tensor], parallel: bool):
+        lam = self.eigenvalues
+        B = torch.complex(self.B_re, self.B_im) * torch.exp(self.gamma_log).unsqueeze(-1)
+        drive = torch.complex(u, torch.zeros_like(u)) @ B.transpose(0, 1)  # (T, B, H)
+        if h0 is None:
+            h0 = torch.zeros_like(drive[0])
+        elif not h0.is_complex():
+            h0 = torch.complex(h0, torch.zeros_like(h0))
+        if parallel:
+            x, carry = linear_scan(lam.expand_as(drive), drive)
+            x = x + carry * h0
+        else:
+            states, h = [], h0
+            for t in range(drive.shape[0]):
+                h = lam * h + drive[t]
+                states.append(h)
+            x = torch.stack(states)
+        C = torch.complex(self.C_re, self.C_im)
+        y = (x @ C.transpose(0, 1)).real + u @ self.D.transpose(0, 1)
+        return y, x[-1]
+
+
+def _g(x: Tensor) -> Tensor:
+    """minGRU's positive activation: x + 0.5 for x >= 0, sigmoid(x) below."""
+    return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
+
+
+def _log_g(x: Tensor) -> Tensor:
+    return torch.where(x >= 0, torch.log(nn.functional.relu(x) + 0.5), -nn.functional.softplus(-x))
+
+
+class MinGRU(_SequenceLayer):
+    """minGRU: ``z = sigmoid(W_z x)``, ``h~ = g(W_h x)``, ``h_t = (1 - z) h_{t-1} + z h~``.
+
+    The parallel form is the log-space scan (``logcumsumexp``); states are positive, so a
+    given ``h0`` must be positive.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, batch_first: bool = False,
+                 mode: str = "parallel", bias: bool = True):
+        super().__init__(input_size, hidden_size, batch_first, mode)
+        self.projection = nn.Linear(input_size, 2 * hidden_size, bias=bias)
+
+    def _run(self, x: Tensor, h0: Optional[Tensor], parallel: bool):
+        if h0 is not None and not (h0 > 0).all():
+            raise ValueError("h0: expected positive values (minGRU states are positive)")
+        gate, hidden = self.projection(x).chunk(2, dim=-1)
+        if not parallel:
+            z, candidate = torch.sigmoid(gate), _g(hidden)
+            h = torch.zeros_like(z[0]) if h0 is None else h0
+            states = []
+            for t in range(x.shape[0]):
+                h = (1 - z[t]) * h + z[t] * candidate[t]
+                states.append(h)
+            out = torch.stack(states)
+            return out, out[-1]
+        log_z = -nn.functional.softplus(-gate)
+        log_coeffs = -nn.functional.softplus(gate)  # log(1 - z)
+        log_values = log_z + _log_g(hidden)
+        if h0 is not None:
+            log_values = torch.cat([h0.log().unsqueeze(0), log_values])
+            log_coeffs = nn.functional.pad(log_coeffs, (0, 0, 0, 0, 1, 0))
+        a_star = log_coeffs.cumsum(dim=0)
+        out = torch.exp(a_star + torch.logcumsumexp(log_values - a_star, dim=0))
+        if h0 is not None:
+            out = out[1:]
+        return out, out[-1]

@@ -1,0 +1,55 @@
+"""``cmru-neuro``: the command line. Each command lives in its own module with
+``add_arguments(parser)`` and ``run(args) -> int``; this file only dispatches.
+
+Errors the user can fix (bad arguments, missing files, unknown names) print one line and
+exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+# name -> (module, one-line description). Keep sorted by workflow.
+COMMANDS: dict[str, tuple[str, str]] = {
+}
+
+
+class UserError(Exception):
+    """A problem with the user's input: reported as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cmru-neuro",
+        description="Cumulative memory recurrent units: train, compare, estimate energy, deploy to Lava.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name, (module, help_) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_, description=help_)
+        command.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(command)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except (UserError, ValueError, TypeError, FileNotFoundError, KeyError) as error:
+        message = error.args[0] if error.args else str(error)
+        print(f"cmru-neuro {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cmru-neuro {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

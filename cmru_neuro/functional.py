@@ -1,0 +1,276 @@
+"""The memory-unit math, pure functions only: every front-end calls (or mirrors) this file.
+
+One update family with a knob ``epsilon`` (BMRU: 0, CMRU: 1)::
+
+    z_t = H(|c_t| - |beta_t|)                      gate, 1 = update
+    e_t = z_t * sign(c_t)                          event in {-1, 0, +1}
+    a_t = 1 - z_t * (1 - epsilon)                  decay of the old state
+    h_t = a_t * h_{t-1} + step_t * e_t             state (step_t = alpha, or alpha_t for alpha-CMRU)
+    L_t = a_t * L_{t-1} + e_t,  L_0 = 0            integer level (exact for epsilon in {0, 1})
+
+With a constant step, ``h_t = alpha * L_t + A_t * h_0`` where ``A_t = prod_k a_k``; for CMRU
+``A_t = 1`` so the state stays on the lattice ``h_0 + alpha * Z``.
+
+Shapes: sequences are time-first ``(T, B, H)``; per-step tensors ``(B, H)``; per-unit
+parameters ``(H,)``. Currents (candidate ``c``, threshold ``beta``) are in the units of the
+state (dimensionless, or amperes in the analog reading).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple, Optional, Union
+
+import torch
+from torch import Tensor
+
+Surrogate = Callable[[Tensor], Tensor]
+Epsilon = Union[float, Tensor]
+
+
+# --------------------------------------------------------------------------------------
+# Heaviside and sign with a surrogate gradient
+# --------------------------------------------------------------------------------------
+
+
+class _ArctanHeaviside(torch.autograd.Function):
+    """H(x) = 1[x >= 0]; backward slope / (1 + (pi * slope * x)^2)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, slope: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (x,) = ctx.saved_tensors
+        return grad * arctan_derivative(x, ctx.slope), None
+
+
+def arctan_derivative(x: Tensor, slope: float = 1.0) -> Tensor:
+    """The arctan surrogate's derivative ``slope / (1 + (pi * slope * x)^2)``."""
+    return slope / (1.0 + (math.pi * slope * x) ** 2)
+
+
+class ArctanSurrogate:
+    """Default surrogate: forward ``1[x >= 0]``, backward ``slope / (1 + (pi slope x)^2)``.
+
+    The same family as ``snntorch.surrogate.atan(alpha=2 * slope)``.
+    """
+
+    def __init__(self, slope: float = 1.0):
+        if not slope > 0:
+            raise ValueError(f"slope: expected a positive number, got {slope!r}")
+        self.slope = float(slope)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return _ArctanHeaviside.apply(x, self.slope)
+
+    def __repr__(self) -> str:
+        return f"ArctanSurrogate(slope={self.slope})"
+
+
+def atan(slope: float = 1.0) -> ArctanSurrogate:
+    """The default surrogate, snnTorch-style factory."""
+    return ArctanSurrogate(slope)
+
+
+def heaviside(x: Tensor, surrogate: Optional[Surrogate] = None) -> Tensor:
+    """``1[x >= 0]`` with the surrogate's gradient.
+
+    ``surrogate`` is any snnTorch-style callable mapping ``x`` to spikes (for instance
+    ``snntorch.surrogate.fast_sigmoid()``). Only its gradient is used: the forward value is
+    always exactly ``1[x >= 0]`` (snnTorch's own forward uses ``x > 0``).
+    """
+    if surrogate is None or isinstance(surrogate, ArctanSurrogate):
+        return (surrogate or _DEFAULT_SURROGATE)(x)
+    spikes = surrogate(x)
+    return spikes + ((x >= 0).to(x.dtype) - spikes).detach()
+
+
+def sign(x: Tensor, surrogate: Optional[Surrogate] = None) -> Tensor:
+    """``2 H(x) - 1`` in {-1, +1} (sign(0) = +1) with twice the surrogate's gradient."""
+    return 2.0 * heaviside(x, surrogate) - 1.0
+
+
+_DEFAULT_SURROGATE = ArctanSurrogate(1.0)
+
+
+class _ArctanGate(torch.autograd.Function):
+    """Fused ``z = H(|c| - |beta|)``, ``d = sign(c)`` with the arctan surrogate.
+
+    Same values and gradients as composing :func:`heaviside` and :func:`sign`, with one
+    autograd node instead of seven (the training hot path).
+    """
+
+    @staticmethod
+    def forward(ctx, candidate: Tensor, threshold: Tensor, slope: float):
+        ctx.save_for_backward(candidate, threshold)
+        ctx.slope = slope
+        gate = (candidate.abs() >= threshold.abs()).to(candidate.dtype)
+        direction = torch.where(candidate >= 0, 1.0, -1.0).to(candidate.dtype)
+        return gate, direction
+
+    @staticmethod
+    def backward(ctx, grad_gate: Tensor, grad_direction: Tensor):
+        candidate, threshold = ctx.saved_tensors
+        slope = ctx.slope
+        d_gate = grad_gate * arctan_derivative(candidate.abs() - threshold.abs(), slope)
+        grad_candidate = d_gate * torch.sign(candidate)
+        grad_candidate = grad_candidate + 2.0 * grad_direction * arctan_derivative(candidate, slope)
+        grad_threshold = -d_gate * torch.sign(threshold)
+        return grad_candidate, _sum_to(grad_threshold, threshold.shape), None
+
+
+def _sum_to(grad: Tensor, shape: torch.Size) -> Tensor:
+    """Reduce a broadcast gradient back to ``shape``."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.dim() - len(shape)
+    grad = grad.sum(dim=tuple(range(lead))) if lead > 0 else grad
+    dims = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(dim=dims, keepdim=True) if dims else grad
+
+
+# --------------------------------------------------------------------------------------
+# Gates, events and decay: what distinguishes the units
+# --------------------------------------------------------------------------------------
+
+
+class Update(NamedTuple):
+    """What one or many steps do to the state; all tensors share a shape.
+
+    gate:   z in {0, 1}, 1 where the unit updates.
+    events: e in {-1, 0, +1} (first-quadrant BMRU: {0, 1}), the signed state change.
+    decay:  a, the factor on the old state (1 for CMRU, 1 - z for BMRU).
+    """
+
+    gate: Tensor
+    events: Tensor
+    decay: Tensor
+
+
+def hysteresis_update(
+    candidate: Tensor,
+    threshold: Tensor,
+    epsilon: Epsilon = 1.0,
+    surrogate: Optional[Surrogate] = None,
+) -> Update:
+    """The epsilon family: update where ``|c| >= |beta|``, towards ``sign(c)``.
+
+    ``candidate`` (..., H); ``threshold`` broadcastable to it (per-step ``(..., H)`` or a
+    per-unit ``(H,)`` half-width of the hysteresis band).
+    """
+    if surrogate is None or isinstance(surrogate, ArctanSurrogate):
+        slope = (surrogate or _DEFAULT_SURROGATE).slope
+        gate, direction = _ArctanGate.apply(candidate, threshold, slope)
+    else:
+        gate = heaviside(candidate.abs() - threshold.abs(), surrogate)
+        direction = sign(candidate, surrogate)
+    events = gate * direction
+    if isinstance(epsilon, (int, float)) and epsilon == 1:
+        decay = torch.ones_like(gate)
+    else:
+        decay = 1.0 - gate * (1.0 - epsilon)
+    return Update(gate, events, decay)
+
+
+def first_quadrant_update(
+    current: Tensor, low: Tensor, high: Tensor, surrogate: Optional[Surrogate] = None
+) -> Update:
+    """First-quadrant BMRU (the analog circuit's form); states {0, alpha}.
+
+    ``current`` = ReLU(W x + b) >= 0; set where ``current >= high``, reset where
+    ``current < low``, hold in between (``low < high``, per unit).
+    """
+    set_ = heaviside(current - high, surrogate)
+    reset = heaviside(low - current, surrogate) * (1.0 - set_)
+    gate = set_ + reset
+    return Update(gate, set_, (1.0 - reset) * (1.0 - set_))
+
+
+# --------------------------------------------------------------------------------------
+# The state update: one step, a step loop, and the parallel scan
+# --------------------------------------------------------------------------------------
+
+
+class MemoryState(NamedTuple):
+    """State of a layer of memory units, each ``(B, H)``.
+
+    h:     the state (h_t, what the layer outputs).
+    level: integer level L_t relative to the initial state (exact for epsilon in {0, 1}).
+    """
+
+    h: Tensor
+    level: Tensor
+
+
+def step(update: Update, state: MemoryState, step_size: Tensor) -> MemoryState:
+    """One time step: ``h = a h + step * e``, ``L = a L + e``. ``step_size``: (H,) or (B, H)."""
+    return MemoryState(
+        h=update.decay * state.h + step_size * update.events,
+        level=update.decay * state.level + update.events,
+    )
+
+
+def scan_sequential(
+    update: Update, h0: Tensor, step_size: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Step loop over time-first ``(T, B, H)`` updates. Returns ``(h, levels)``, each (T, B, H).
+
+    ``step_size`` is per unit ``(H,)`` or per step ``(T, B, H)``.
+    """
+    state = MemoryState(h0, torch.zeros_like(h0))
+    hs, levels = [], []
+    per_step = step_size.dim() == update.events.dim()
+    for t in range(update.events.shape[0]):
+        state = step(
+            Update(update.gate[t], update.events[t], update.decay[t]),
+            state,
+            step_size[t] if per_step else step_size,
+        )
+        hs.append(state.h)
+        levels.append(state.level)
+    return torch.stack(hs), torch.stack(levels)
+
+
+def scan_parallel(
+    update: Update, h0: Tensor, step_size: Tensor, cumulative: bool
+) -> tuple[Tensor, Tensor]:
+    """The same as :func:`scan_sequential`, in parallel over time.
+
+    ``cumulative=True`` (epsilon = 1, every decay is 1): a prefix sum. Otherwise an
+    associative scan of ``(a, b)`` pairs. Levels are exact; ``h`` agrees to float rounding.
+    """
+    per_step = step_size.dim() == update.events.dim()
+    if cumulative:
+        levels = torch.cumsum(update.events, dim=0)
+        if per_step:
+            return h0 + torch.cumsum(step_size * update.events, dim=0), levels
+        return h0 + step_size * levels, levels
+    levels, carry = linear_scan(update.decay, update.events)
+    if per_step:
+        h, _ = linear_scan(update.decay, step_size * update.events)
+        return h + carry * h0, levels
+    return step_size * levels + carry * h0, levels
+
+
+def linear_scan(decay: Tensor, increment: Tensor) -> tuple[Tensor, Tensor]:
+    """Solve ``x_t = a_t x_{t-1} + b_t`` with ``x_{-1} = 0`` along dim 0, in parallel.
+
+    Returns ``(x, A)`` with ``A_t = prod_{k<=t} a_k`` (the weight of an initial state:
+    ``x_t + A_t x_init`` solves the recurrence from ``x_init``). Hillis-Steele doubling with
+    the associative operator ``(a_i, b_i) . (a_j, b_j) = (a_i a_j, a_j b_i + b_j)``:
+    ``ceil(log2 T)`` vectorized rounds, differentiable, real or complex.
+    """
+    a, b = decay, increment
+    shift = 1
+    length = a.shape[0]
+    while shift < length:
+        a_prev = torch.cat([torch.ones_like(a[:shift]), a[:-shift]])
+        b_prev = torch.cat([torch.zeros_like(b[:shift]), b[:-shift]])
+        b = a * b_prev + b
+        a = a * a_prev
+        shift *= 2
+    return b, a
