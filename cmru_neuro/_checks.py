@@ -18,7 +18,8 @@ def check_tensor(value, name: str) -> Tensor:
             f"{name}: expected a floating-point tensor, got dtype {value.dtype} "
             f"(convert with .float())"
         )
-    if not torch.isfinite(value).all():
+    # One reduction first (NaN and inf propagate through a sum); the exact check only then.
+    if not torch.isfinite(value.sum()) and not torch.isfinite(value).all():
         raise ValueError(f"{name}: expected finite values, got NaN or inf")
     return value
 
@@ -29,10 +30,9 @@ def check_shape(value: Tensor, name: str, expected: Sequence[Optional[int]], wha
         e is None or e == n for e, n in zip(expected, value.shape)
     )
     if not ok:
-        shown = tuple("*" if e is None else e for e in expected)
-        raise ValueError(
-            f"{name}: expected shape {shown} ({what}), got {tuple(value.shape)}"
-        )
+        shown = ", ".join("*" if e is None else str(e) for e in expected)
+        shown = f"({shown},)" if len(expected) == 1 else f"({shown})"
+        raise ValueError(f"{name}: expected shape {shown} ({what}), got {tuple(value.shape)}")
 
 
 def check_sequence(x, name: str, feature_size: int, batch_first: bool) -> tuple[Tensor, bool]:

@@ -19,10 +19,12 @@ state (dimensionless, or amperes in the analog reading).
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from typing import Callable, NamedTuple, Optional, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 Surrogate = Callable[[Tensor], Tensor]
 Epsilon = Union[float, Tensor]
@@ -50,7 +52,8 @@ class _ArctanHeaviside(torch.autograd.Function):
 
 def arctan_derivative(x: Tensor, slope: float = 1.0) -> Tensor:
     """The arctan surrogate's derivative ``slope / (1 + (pi * slope * x)^2)``."""
-    return slope / (1.0 + (math.pi * slope * x) ** 2)
+    derivative = (x * (math.pi * slope)).square_().add_(1.0).reciprocal_()
+    return derivative if slope == 1.0 else derivative.mul_(slope)
 
 
 class ArctanSurrogate:
@@ -97,29 +100,97 @@ def sign(x: Tensor, surrogate: Optional[Surrogate] = None) -> Tensor:
 _DEFAULT_SURROGATE = ArctanSurrogate(1.0)
 
 
+def _gate_forward(candidate: Tensor, threshold: Tensor) -> tuple[Tensor, Tensor]:
+    """``z = 1[|c| >= |beta|]`` and ``e = z * sign(c)`` (sign(0) = +1)."""
+    gate = (candidate.abs() >= threshold.abs()).to(candidate.dtype)
+    return gate, torch.where(candidate >= 0, gate, -gate)
+
+
+def _gate_backward(
+    candidate: Tensor,
+    threshold: Tensor,
+    grad_gate: Optional[Tensor],
+    grad_events: Tensor,
+    slope: float,
+) -> tuple[Tensor, Tensor]:
+    """Arctan-surrogate gradients of :func:`_gate_forward` w.r.t. ``c`` and ``beta``.
+
+    ``e = z * d``: the gate sees ``grad_gate + grad_events * d``, the direction
+    ``d = sign(c)`` sees ``grad_events * z`` and has twice the Heaviside's surrogate.
+    ``grad_gate`` is None when the gate itself was not used (the usual CMRU case).
+    """
+    positive = candidate >= 0
+    margin = candidate.abs() - threshold.abs()
+    grad_z = torch.where(positive, grad_events, -grad_events)
+    if grad_gate is not None:
+        grad_z = grad_z + grad_gate
+    grad_z = grad_z * arctan_derivative(margin, slope)
+    grad_direction = torch.where(margin >= 0, grad_events, torch.zeros_like(grad_events))
+    grad_candidate = torch.where(positive, grad_z, -grad_z) + 2.0 * grad_direction * arctan_derivative(candidate, slope)
+    grad_threshold = torch.where(threshold >= 0, -grad_z, grad_z)
+    return grad_candidate, grad_threshold
+
+
+class _Kernels:
+    """The gate's forward and backward; :func:`use_compiled_kernels` swaps in fused ones."""
+
+    forward = staticmethod(_gate_forward)
+    backward = staticmethod(_gate_backward)
+
+
+def use_compiled_kernels(enabled: bool = True) -> None:
+    """Fuse the gate's forward and backward into single loops with ``torch.compile``.
+
+    About 10-40x faster on those two kernels (a CMRU training step close to its input
+    projection's cost); the first call compiles (~1 min on a fresh machine, seconds once
+    cached). Falls back to eager PyTorch, with a warning, where compiling fails. Also
+    enabled by the environment variable ``CMRU_NEURO_COMPILE=1``.
+    """
+    if not enabled:
+        _Kernels.forward, _Kernels.backward = staticmethod(_gate_forward), staticmethod(_gate_backward)
+        return
+    _Kernels.forward = staticmethod(_with_fallback(_gate_forward))
+    _Kernels.backward = staticmethod(_with_fallback(_gate_backward))
+
+
+def _with_fallback(function):
+    compiled = torch.compile(function, dynamic=True)
+
+    def run(*args):
+        try:
+            return compiled(*args)
+        except Exception as error:  # a missing compiler, an unsupported platform
+            warnings.warn(f"cmru_neuro: compiled kernels unavailable ({error!r:.200}); using eager PyTorch")
+            use_compiled_kernels(False)
+            return function(*args)
+
+    return run
+
+
 class _ArctanGate(torch.autograd.Function):
-    """Fused ``z = H(|c| - |beta|)``, ``d = sign(c)`` with the arctan surrogate.
+    """Fused ``z = H(|c| - |beta|)`` and ``e = z * sign(c)`` with the arctan surrogate.
 
     Same values and gradients as composing :func:`heaviside` and :func:`sign`, with one
-    autograd node instead of seven (the training hot path).
+    autograd node instead of eight (the training hot path).
     """
 
     @staticmethod
     def forward(ctx, candidate: Tensor, threshold: Tensor, slope: float):
         ctx.save_for_backward(candidate, threshold)
         ctx.slope = slope
-        gate = (candidate.abs() >= threshold.abs()).to(candidate.dtype)
-        direction = torch.where(candidate >= 0, 1.0, -1.0).to(candidate.dtype)
-        return gate, direction
+        ctx.set_materialize_grads(False)  # no zero-filled gradient for an unused output
+        return _Kernels.forward(candidate, threshold)
 
     @staticmethod
-    def backward(ctx, grad_gate: Tensor, grad_direction: Tensor):
+    def backward(ctx, grad_gate: Optional[Tensor], grad_events: Optional[Tensor]):
         candidate, threshold = ctx.saved_tensors
-        slope = ctx.slope
-        d_gate = grad_gate * arctan_derivative(candidate.abs() - threshold.abs(), slope)
-        grad_candidate = d_gate * torch.sign(candidate)
-        grad_candidate = grad_candidate + 2.0 * grad_direction * arctan_derivative(candidate, slope)
-        grad_threshold = -d_gate * torch.sign(threshold)
+        if grad_events is None:
+            if grad_gate is None:
+                return None, None, None
+            grad_events = torch.zeros_like(grad_gate)
+        grad_candidate, grad_threshold = _Kernels.backward(
+            candidate, threshold.expand_as(candidate), grad_gate, grad_events, ctx.slope
+        )
         return grad_candidate, _sum_to(grad_threshold, threshold.shape), None
 
 
@@ -164,16 +235,30 @@ def hysteresis_update(
     """
     if surrogate is None or isinstance(surrogate, ArctanSurrogate):
         slope = (surrogate or _DEFAULT_SURROGATE).slope
-        gate, direction = _ArctanGate.apply(candidate, threshold, slope)
+        gate, events = _ArctanGate.apply(candidate, threshold, slope)
     else:
         gate = heaviside(candidate.abs() - threshold.abs(), surrogate)
-        direction = sign(candidate, surrogate)
-    events = gate * direction
+        events = gate * sign(candidate, surrogate)
     if isinstance(epsilon, (int, float)) and epsilon == 1:
-        decay = torch.ones_like(gate)
+        decay = torch.ones((), dtype=gate.dtype, device=gate.device).expand_as(gate)
     else:
         decay = 1.0 - gate * (1.0 - epsilon)
     return Update(gate, events, decay)
+
+
+def split_currents(
+    currents: Tensor, threshold: Optional[Tensor], step_from_input: bool
+) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+    """Split projected currents ``(..., k H)`` into ``(candidate, threshold, step)``.
+
+    Layout along the last axis: ``[candidate | threshold | raw step]``; the threshold block is
+    there only when ``threshold`` is None (threshold from the input), the step block only
+    with ``step_from_input`` (alpha-CMRU: ``step = softplus(raw)``, else None).
+    """
+    streams = 1 + int(threshold is None) + int(step_from_input)
+    parts = currents.chunk(streams, dim=-1)
+    step_size = torch.nn.functional.softplus(parts[-1]) if step_from_input else None
+    return parts[0], parts[1] if threshold is None else threshold, step_size
 
 
 def first_quadrant_update(
@@ -209,9 +294,14 @@ class MemoryState(NamedTuple):
 def step(update: Update, state: MemoryState, step_size: Tensor) -> MemoryState:
     """One time step: ``h = a h + step * e``, ``L = a L + e``. ``step_size``: (H,) or (B, H)."""
     return MemoryState(
-        h=update.decay * state.h + step_size * update.events,
+        h=advance(update, state.h, step_size),
         level=update.decay * state.level + update.events,
     )
+
+
+def advance(update: Update, h: Tensor, step_size: Tensor) -> Tensor:
+    """The state alone, one time step: ``h = a h + step * e`` (streaming without levels)."""
+    return update.decay * h + step_size * update.events
 
 
 def scan_sequential(
@@ -245,15 +335,36 @@ def scan_parallel(
     """
     per_step = step_size.dim() == update.events.dim()
     if cumulative:
-        levels = torch.cumsum(update.events, dim=0)
+        levels = prefix_sum(update.events)
         if per_step:
-            return h0 + torch.cumsum(step_size * update.events, dim=0), levels
-        return h0 + step_size * levels, levels
+            return h0 + prefix_sum(step_size * update.events), levels
+        return torch.addcmul(h0, step_size, levels), levels
     levels, carry = linear_scan(update.decay, update.events)
     if per_step:
         h, _ = linear_scan(update.decay, step_size * update.events)
         return h + carry * h0, levels
     return step_size * levels + carry * h0, levels
+
+
+def prefix_sum(x: Tensor, block: int = 32) -> Tensor:
+    """``torch.cumsum(x, dim=0)``, blocked: a triangular matmul inside blocks of ``block``
+    steps, a short cumsum across blocks.
+
+    About 10x faster than ``torch.cumsum`` along time on CPU, and exact for integer-valued
+    ``x`` (every partial sum is an integer below 2^24).
+    """
+    length = x.shape[0]
+    if length <= block:
+        return torch.cumsum(x, dim=0)
+    n_blocks = -(-length // block)
+    flat = x.reshape(length, -1)
+    if n_blocks * block != length:
+        flat = nn.functional.pad(flat, (0, 0, 0, n_blocks * block - length))
+    lower = torch.ones(block, block, dtype=x.dtype, device=x.device).tril_()
+    within = torch.matmul(lower, flat.view(n_blocks, block, -1))  # (n_blocks, block, N)
+    totals = within[:, -1]
+    before = torch.cumsum(totals, dim=0) - totals  # sum of all earlier blocks
+    return (within + before.unsqueeze(1)).view(n_blocks * block, -1)[:length].view_as(x)
 
 
 def linear_scan(decay: Tensor, increment: Tensor) -> tuple[Tensor, Tensor]:
@@ -274,3 +385,7 @@ def linear_scan(decay: Tensor, increment: Tensor) -> tuple[Tensor, Tensor]:
         a = a * a_prev
         shift *= 2
     return b, a
+
+
+if os.environ.get("CMRU_NEURO_COMPILE") == "1":
+    use_compiled_kernels(True)
