@@ -1,0 +1,94 @@
+"""``cmru-neuro energy``: energy per inference of a checkpoint on hardware profiles."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .estimate import estimate_energy_many
+from .profiles import available_profiles, register_profile_dir
+from .report import plot_reports, summary_table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="a cmru-neuro checkpoint (.safetensors)")
+    parser.add_argument(
+        "--profile",
+        action="append",
+        metavar="NAME",
+        help="a profile name or YAML path (repeatable; default: every profile)",
+    )
+    parser.add_argument(
+        "--profile-dir", metavar="DIR", help="also load every *.yaml profile in DIR"
+    )
+    parser.add_argument(
+        "--samples", type=int, default=8, help="test examples to average over (default 8)"
+    )
+    parser.add_argument(
+        "--input",
+        metavar="FILE",
+        help="example input: a .pt tensor, time-first (T, B, F), instead of the checkpoint's task",
+    )
+    parser.add_argument(
+        "--step-duration",
+        type=float,
+        metavar="SECONDS",
+        help="time-step duration for every profile (default: each profile's)",
+    )
+    parser.add_argument(
+        "--lenient",
+        action="store_true",
+        help="skip unsupported layers with a warning instead of failing",
+    )
+    parser.add_argument(
+        "--detail", action="store_true", help="print the per-layer table of every profile"
+    )
+    parser.add_argument("--json", metavar="FILE", help="write every report as JSON")
+    parser.add_argument("--plot", metavar="FILE", help="write a bar chart across targets (PNG)")
+
+
+def example_input(checkpoint, args: argparse.Namespace) -> torch.Tensor:
+    """The user's tensor, or ``--samples`` test examples of the checkpoint's task."""
+    if args.input:
+        if not os.path.isfile(args.input):
+            raise FileNotFoundError(f"--input: no file at {args.input}")
+        tensor = torch.load(args.input, weights_only=True)
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"--input: expected a saved tensor, got {type(tensor).__name__}")
+        return tensor
+    if args.samples < 1:
+        raise ValueError(f"--samples: expected a positive number, got {args.samples}")
+    task = checkpoint.make_task()
+    inputs, _ = task.batch(task.test, slice(0, args.samples))
+    return inputs
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import load_checkpoint
+
+    if args.profile_dir:
+        register_profile_dir(args.profile_dir)
+    checkpoint = load_checkpoint(args.checkpoint)
+    profiles = args.profile or list(available_profiles())
+    reports = estimate_energy_many(
+        checkpoint.model,
+        example_input(checkpoint, args),
+        profiles,
+        step_duration=args.step_duration,
+        strict=not args.lenient,
+        time_first=True,
+    )
+    if args.detail or len(reports) == 1:
+        for report in reports:
+            print(report.table())
+    print(summary_table(reports))
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in reports], indent=2))
+        print(f"wrote {args.json}")
+    if args.plot:
+        print(f"wrote {plot_reports(reports, args.plot)}")
+    return 0

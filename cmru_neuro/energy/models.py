@@ -1,0 +1,98 @@
+"""The three energy models: which count each profile figure multiplies.
+
+Every model is linear in the figures: energy = sum over figures of value x quantity, where a
+quantity is a count (ops, updates, events, conversions) or a duration (s) times a number of
+biased devices. Keeping the quantities explicit gives each figure's contribution, so a
+report can say how much of its total rests on assumed figures.
+
+- clocked digital: every op every step (dense synaptic ops; every unit updates every step);
+- event-driven digital: work proportional to events (synaptic ops = input events x fan-out;
+  memory units update only when an event reaches them or their gate opens; output events
+  are sent);
+- analog: bias power x inference duration for every unit and weight, every product
+  computed in place each step (if the profile prices it), plus converting the model's inputs
+  and outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from .counting import LayerCounts, ModelCounts
+from .profiles import HardwareProfile
+
+PARTS = ("compute", "memory", "communication", "static")
+
+
+@dataclass(frozen=True)
+class EnergyParts:
+    """Joules per inference, split by where they go."""
+
+    compute: float = 0.0
+    memory: float = 0.0
+    communication: float = 0.0
+    static: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.compute + self.memory + self.communication + self.static
+
+    def __add__(self, other: "EnergyParts") -> "EnergyParts":
+        return EnergyParts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def to_dict(self) -> dict:
+        return {**{part: getattr(self, part) for part in PARTS}, "total": self.total}
+
+
+# (part, figure) -> quantity the figure multiplies
+Quantities = dict[tuple[str, str], float]
+
+
+def layer_quantities(counts: LayerCounts, kind: str, duration: float) -> Quantities:
+    """What one layer's counts mean on a target of ``kind``; ``duration`` in s."""
+    if kind == "clocked":
+        return {
+            ("compute", "mac"): counts.dense_ops - counts.dense_acs,
+            ("compute", "ac"): counts.dense_acs,
+            ("compute", "neuron_update"): counts.neuron_updates,
+            ("memory", "weight_read"): counts.weight_reads,
+            ("memory", "state_access"): counts.state_accesses,
+        }
+    if kind == "event-driven":
+        return {
+            ("compute", "mac"): counts.event_macs,
+            ("compute", "ac"): counts.event_acs,
+            ("compute", "neuron_update"): counts.active_updates,
+            ("memory", "weight_read"): counts.event_weight_reads,
+            ("memory", "state_access"): counts.event_state_accesses,
+            ("communication", "event_out"): counts.output_events,
+        }
+    if kind == "analog":
+        biased_units = counts.neurons if counts.state_variables else 0  # activations are diodes
+        return {
+            ("compute", "mac"): counts.dense_ops,
+            ("compute", "neuron_update"): counts.neuron_updates,
+            ("static", "unit_bias_power"): biased_units * duration,
+            ("static", "synapse_bias_power"): counts.synapses * duration,
+        }
+    raise ValueError(f"kind: expected one of clocked, event-driven, analog, got {kind!r}")
+
+
+def system_quantities(counts: ModelCounts, kind: str, duration: float) -> Quantities:
+    """Costs of the whole chip rather than of one layer: static power, data conversion."""
+    quantities = {("static", "static_power"): duration}
+    if kind == "analog":
+        quantities[("communication", "dac")] = float(counts.input_values)
+        quantities[("communication", "adc")] = float(counts.output_values)
+    return quantities
+
+
+def price(quantities: Quantities, profile: HardwareProfile) -> tuple[EnergyParts, dict[str, float]]:
+    """Energy parts (J) and each figure's contribution (J) for some quantities."""
+    parts = dict.fromkeys(PARTS, 0.0)
+    by_figure: dict[str, float] = {}
+    for (part, figure), quantity in quantities.items():
+        joules = profile.value(figure) * quantity
+        parts[part] += joules
+        by_figure[figure] = by_figure.get(figure, 0.0) + joules
+    return EnergyParts(**parts), by_figure
