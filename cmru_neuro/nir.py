@@ -1,0 +1,392 @@
+"""NIR export and import for networks holding memory units.
+
+:func:`to_nir` turns a chain of modules (``nn.Sequential`` / ``norse.torch.SequentialState``,
+nested ones flattened) into a ``nir.NIRGraph``; :func:`from_nir` rebuilds a per-step snnTorch
+``nn.Sequential`` or Norse ``SequentialState`` from one (or from a file). Standard layers map
+to standard nodes:
+
+=================================  =====================================================
+module                             NIR node
+=================================  =====================================================
+``nn.Linear``                      ``Affine`` (``Linear`` without bias)
+``snn.Leaky``                      ``LIF`` (snnTorch's convention: ``tau = 1e-4 / (1 - beta)``,
+                                   ``r = tau / 1e-4``; reset mechanism kept in metadata)
+Norse ``LIFBoxCell`` / ``LIFCell``  ``LIF`` / ``CubaLIF`` (``tau = 1 / tau_inv``, ``r = 1``)
+our neurons and cells              :class:`CMRU` (below)
+core ``CMRU`` / ``BMRU`` /          a sub-graph ``Input -> Affine (projection) -> CMRU
+``AlphaCMRU`` layers               (output_state) -> Output``
+=================================  =====================================================
+
+Importing this module registers :class:`CMRU` with NIR, so ``nir.read`` loads files that hold
+it. Round trip: ``from_nir(nir.read(path))`` gives the same outputs, step for step.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass
+
+import nir
+import nir.ir
+import norse.torch as nt
+import numpy as np
+import snntorch as snn
+import torch
+from torch import nn
+
+from . import layers
+from . import norse as cn
+from . import snntorch as cs
+
+BACKENDS = ("snntorch", "norse")
+SNNTORCH_DT = 1e-4  # snnTorch's NIR convention: tau = dt / (1 - beta)
+
+
+@dataclass(eq=False)
+class CMRU(nir.NIRNode):
+    r"""Memory recurrent unit (the CMRU / BMRU / alpha-CMRU family), discrete time.
+
+    One step per input sample, elementwise over H units::
+
+        input  = [c | beta (threshold_from_input) | a (step_from_input)]    (k H,)
+        z_t    = H(|c_t| - |beta_t|)               beta_t = threshold unless from input
+        e_t    = z_t sign(c_t)                     event in {-1, 0, +1}
+        h_t    = (1 - z_t (1 - epsilon)) h_{t-1} + s_t e_t,   h_0 = h0
+        s_t    = alpha, or softplus(a_t) with step_from_input
+        output = e_t, or h_t with output_state     (H,)
+
+    Fields: ``alpha``, ``threshold``, ``epsilon`` (1: CMRU, 0: BMRU), ``h0``, each ``(H,)``;
+    the three flags as booleans. ``threshold`` is ignored with ``threshold_from_input``,
+    ``alpha`` with ``step_from_input``. H(0) = 1 and sign(0) = +1.
+    """
+
+    alpha: np.ndarray
+    threshold: np.ndarray
+    epsilon: np.ndarray
+    h0: np.ndarray
+    threshold_from_input: bool = False
+    step_from_input: bool = False
+    output_state: bool = False
+
+    def __post_init__(self):
+        for name in ("alpha", "threshold", "epsilon", "h0"):
+            setattr(self, name, np.asarray(getattr(self, name), dtype=np.float32))
+        shapes = {
+            name: getattr(self, name).shape for name in ("alpha", "threshold", "epsilon", "h0")
+        }
+        if len(set(shapes.values())) != 1 or len(shapes["alpha"]) != 1:
+            raise ValueError(
+                f"CMRU: expected alpha, threshold, epsilon, h0 of one shape (H,), got {shapes}"
+            )
+        for name in ("threshold_from_input", "step_from_input", "output_state"):
+            setattr(self, name, bool(getattr(self, name)))
+        width = self.alpha.shape[0]
+        streams = 1 + int(self.threshold_from_input) + int(self.step_from_input)
+        self.input_type = {"input": np.array([streams * width])}
+        self.output_type = {"output": np.array([width])}
+
+
+def _register() -> None:
+    """Let ``nir.read`` / ``nir.dict2NIRNode`` build :class:`CMRU` nodes."""
+    known = getattr(nir.ir, "__all_ir")
+    if "CMRU" not in known:
+        known.append("CMRU")
+    nir.ir.CMRU = CMRU
+
+
+_register()
+
+
+# --------------------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------------------
+
+
+def to_nir(net: nn.Module) -> nir.NIRGraph:
+    """A chain of modules -> ``nir.NIRGraph`` (Input, one node per module, Output)."""
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"net: expected a torch.nn.Module, got {type(net).__name__}")
+    nodes, width = [], None
+    for index, module in enumerate(_chain(net)):
+        node = _export(module, width, index)
+        nodes.append(node)
+        width = int(node.output_type["output"][0])
+    if not nodes:
+        raise ValueError("net: expected at least one module to export, got an empty chain")
+    return nir.NIRGraph.from_list(*nodes)
+
+
+def _chain(net: nn.Module) -> list[nn.Module]:
+    if isinstance(net, (nn.Sequential, nt.SequentialState)):
+        return [leaf for child in net for leaf in _chain(child)]
+    return [net]
+
+
+_NEURONS = (cs.MemoryNeuron, cn.MemoryModule, nt.LIFBoxCell, nt.LIFCell)  # and snn.Leaky itself
+
+
+def _export(module: nn.Module, width, index: int) -> nir.NIRNode:
+    where = f"net[{index}] ({type(module).__name__})"
+    if isinstance(module, nn.Linear):
+        weight = _numpy(module.weight)
+        if module.bias is None:
+            return nir.Linear(weight=weight)
+        return nir.Affine(weight=weight, bias=_numpy(module.bias))
+    if isinstance(module, layers.MemoryUnit) and not isinstance(module, layers.FirstQuadrantBMRU):
+        return _export_layer(module)
+    if not (isinstance(module, _NEURONS) or type(module) is snn.Leaky):
+        raise TypeError(
+            f"{where}: expected one of nn.Linear, snn.Leaky, norse LIFBoxCell / LIFCell, the "
+            "cmru_neuro neurons or layers (or nn.Sequential / SequentialState of them)"
+        )
+    width = _width_of(module, width, where)
+    if isinstance(module, (cs.MemoryNeuron, cn.MemoryModule)):
+        _check_representable(module, where)
+        return _export_neuron(module, width)
+    if type(module) is snn.Leaky:
+        return _export_leaky(module, width, where)
+    if isinstance(module, nt.LIFBoxCell):
+        p = module.p
+        return nir.LIF(
+            tau=_vector(1.0 / p.tau_mem_inv, width),
+            r=_vector(1.0, width),
+            v_leak=_vector(p.v_leak, width),
+            v_threshold=_vector(p.v_th, width),
+            v_reset=_vector(p.v_reset, width),
+        )
+    p = module.p  # a Norse LIFCell
+    return nir.CubaLIF(
+        tau_syn=_vector(1.0 / p.tau_syn_inv, width),
+        tau_mem=_vector(1.0 / p.tau_mem_inv, width),
+        r=_vector(1.0, width),
+        v_leak=_vector(p.v_leak, width),
+        v_threshold=_vector(p.v_th, width),
+        v_reset=_vector(p.v_reset, width),
+    )
+
+
+def _width_of(module: nn.Module, width, where: str) -> int:
+    """H of an elementwise neuron: its own per-neuron parameters, else the previous node."""
+    if isinstance(module, (cs.MemoryNeuron, cn.MemoryModule)):
+        streams = module.streams
+        own = [
+            v.shape[-1]
+            for v in (module.threshold, getattr(module, "alpha", None))
+            if v is not None and v.dim()
+        ]
+        if own:
+            return own[0]
+        if width is not None and width % streams:
+            raise ValueError(f"{where}: expected input width a multiple of {streams}, got {width}")
+        width = None if width is None else width // streams
+    if width is None:
+        raise ValueError(
+            f"{where}: cannot tell its width; put a Linear before it or give it per-neuron (H,) parameters"
+        )
+    return width
+
+
+def _check_representable(module, where: str) -> None:
+    """snnTorch options the CMRU node has no field for."""
+    if not isinstance(module, cs.MemoryNeuron):
+        return
+    if module.state_quant:
+        raise ValueError(f"{where}: state_quant has no NIR equivalent; export without it")
+    if not torch.all(module.graded_spikes_factor == 1):
+        raise ValueError(
+            f"{where}: graded_spikes_factor has no NIR field; expected 1, got "
+            f"{module.graded_spikes_factor.tolist()} (fold it into the next Linear)"
+        )
+
+
+def _export_neuron(module, width: int) -> CMRU:
+    """Our snnTorch neurons and Norse cells / sequences."""
+    threshold = module.threshold
+    alpha = None if module.step_from_input else module.alpha
+    return CMRU(
+        alpha=_vector(1.0 if alpha is None else alpha, width),
+        threshold=_vector(0.0 if module.threshold_from_input else threshold, width),
+        epsilon=_vector(module.epsilon, width),
+        h0=_vector(0.0 if module.h0 is None else module.h0, width),
+        threshold_from_input=module.threshold_from_input,
+        step_from_input=module.step_from_input,
+        output_state=module.output_state,
+    )
+
+
+def _export_layer(layer: layers.MemoryUnit) -> nir.NIRGraph:
+    """A core layer (projection inside) -> sub-graph Affine -> CMRU (state output)."""
+    width = layer.hidden_size
+    projection = layer.projection
+    bias = projection.bias if projection.bias is not None else torch.zeros(projection.out_features)
+    unit = CMRU(
+        alpha=_vector(layer.alpha, width),
+        threshold=_vector(layer.threshold if layer.threshold_mode == "fixed" else 0.0, width),
+        epsilon=_vector(layer.epsilon, width),
+        h0=_vector(layer.initial_state(1)[0], width),
+        threshold_from_input=layer.threshold_mode == "input",
+        step_from_input=layer.input_step,
+        output_state=True,
+    )
+    return nir.NIRGraph.from_list(
+        nir.Affine(weight=_numpy(projection.weight), bias=_numpy(bias)), unit
+    )
+
+
+def _export_leaky(module: snn.Leaky, width: int, where: str) -> nir.LIF:
+    beta = _vector(module.beta.clamp(0, 1), width).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        tau = SNNTORCH_DT / (1.0 - beta)
+    return nir.LIF(
+        tau=tau,
+        r=tau / SNNTORCH_DT,
+        v_leak=np.zeros(width),
+        v_threshold=_vector(module.threshold, width),
+        v_reset=np.zeros(width),
+        metadata={"snntorch_reset_mechanism": module.reset_mechanism},
+    )
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy().copy()
+
+
+def _vector(value, width: int) -> np.ndarray:
+    """A scalar or ``(H,)`` value as a float32 ``(H,)`` array."""
+    array = _numpy(value) if isinstance(value, torch.Tensor) else np.asarray(value)
+    return np.broadcast_to(array.astype(np.float32), (width,)).copy()
+
+
+# --------------------------------------------------------------------------------------
+# Import
+# --------------------------------------------------------------------------------------
+
+
+def from_nir(
+    graph: nir.NIRGraph | str | pathlib.Path, backend: str = "snntorch", dt: float = 0.001
+):
+    """A chain graph (or a ``.nir`` file) -> per-step modules.
+
+    ``backend="snntorch"``: ``nn.Sequential`` with ``init_hidden`` neurons; call it on each
+    ``x[t]`` after :func:`cmru_neuro.reset.reset`. ``backend="norse"``: ``SequentialState`` of
+    cells (``dt`` for Norse's LIF cells); call ``out, state = net(x[t], state)``.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"backend: expected one of {', '.join(map(repr, BACKENDS))}, got {backend!r}"
+        )
+    if isinstance(graph, (str, pathlib.Path)):
+        graph = nir.read(graph)
+    if not isinstance(graph, nir.NIRGraph):
+        raise TypeError(f"graph: expected a nir.NIRGraph or a path, got {type(graph).__name__}")
+    modules = [_import(node, name, backend, dt) for name, node in _ordered(graph, "graph")]
+    return nn.Sequential(*modules) if backend == "snntorch" else nt.SequentialState(*modules)
+
+
+def _ordered(graph: nir.NIRGraph, where: str) -> list[tuple[str, nir.NIRNode]]:
+    """The nodes of a chain from Input to Output (both left out), sub-graphs inlined."""
+    following = {}
+    for source, target in graph.edges:
+        if source in following:
+            raise ValueError(
+                f"{where}: expected a chain, but node {source!r} feeds more than one node"
+            )
+        following[source] = target
+    current = next(
+        (name for name, node in graph.nodes.items() if isinstance(node, nir.Input)), None
+    )
+    if current is None:
+        raise ValueError(f"{where}: expected an Input node, got none")
+    ordered, seen = [], {current}
+    while current in following:
+        current = following[current]
+        if current in seen:
+            raise ValueError(f"{where}: expected a chain, found a cycle through {current!r}")
+        seen.add(current)
+        node = graph.nodes[current]
+        if isinstance(node, nir.NIRGraph):
+            ordered.extend(_ordered(node, f"{where}.{current}"))
+        elif not isinstance(node, nir.Output):
+            ordered.append((f"{where}.{current}", node))
+    return ordered
+
+
+def _import(node: nir.NIRNode, where: str, backend: str, dt: float) -> nn.Module:
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        bias = isinstance(node, nir.Affine)
+        linear = nn.Linear(node.weight.shape[1], node.weight.shape[0], bias=bias)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.asarray(node.weight)))
+            if bias:
+                linear.bias.copy_(torch.from_numpy(np.asarray(node.bias)))
+        return linear
+    if isinstance(node, CMRU):
+        return _import_unit(node, where, backend)
+    if isinstance(node, nir.LIF) and backend == "snntorch":
+        with np.errstate(divide="ignore"):
+            beta = 1.0 - SNNTORCH_DT / np.asarray(node.tau, dtype=np.float64)
+        mechanism = _text(node.metadata.get("snntorch_reset_mechanism", "zero"))
+        return snn.Leaky(
+            beta=_tensor(beta),
+            threshold=_tensor(node.v_threshold),
+            reset_mechanism=mechanism,
+            init_hidden=True,
+        )
+    if isinstance(node, nir.LIF) and backend == "norse":
+        p = nt.LIFBoxParameters(
+            tau_mem_inv=_tensor(1.0 / node.tau),
+            v_leak=_tensor(node.v_leak),
+            v_th=_tensor(node.v_threshold),
+            v_reset=_tensor(node.v_reset),
+        )
+        return nt.LIFBoxCell(p, dt=dt)
+    if isinstance(node, nir.CubaLIF) and backend == "norse":
+        p = nt.LIFParameters(
+            tau_syn_inv=_tensor(1.0 / node.tau_syn),
+            tau_mem_inv=_tensor(1.0 / node.tau_mem),
+            v_leak=_tensor(node.v_leak),
+            v_th=_tensor(node.v_threshold),
+            v_reset=_tensor(node.v_reset),
+        )
+        return nt.LIFCell(p, dt=dt)
+    raise TypeError(f"{where}: no {backend} module for a {type(node).__name__} node")
+
+
+def _import_unit(node: CMRU, where: str, backend: str) -> nn.Module:
+    epsilon = set(np.unique(node.epsilon).tolist())
+    if epsilon == {1.0}:
+        names = ("AlphaCMRU", "AlphaCMRUCell") if node.step_from_input else ("CMRU", "CMRUCell")
+    elif epsilon == {0.0} and not node.step_from_input:
+        names = ("BMRU", "BMRUCell")
+    else:
+        raise ValueError(
+            f"{where}: expected epsilon all 1 (CMRU) or all 0 (BMRU), got values {sorted(epsilon)}; "
+            "use cmru_neuro.MemoryUnit for fractional epsilon"
+        )
+    threshold = None if node.threshold_from_input else _tensor(node.threshold)
+    alpha = _tensor(node.alpha)
+    h0 = _tensor(node.h0) if np.any(node.h0) else None
+    if backend == "snntorch":
+        options = {
+            "size": node.h0.shape[0],
+            "threshold_from_input": node.threshold_from_input,
+            "h0": h0,
+        }
+        if threshold is not None:
+            options["threshold"] = threshold
+        if not node.step_from_input:
+            options["alpha"] = alpha
+        return getattr(cs, names[0])(init_hidden=True, output_state=node.output_state, **options)
+    p = cn.CMRUParameters(threshold=threshold, alpha=alpha)
+    return getattr(cn, names[1])(p, output_state=node.output_state, h0=h0)
+
+
+def _tensor(array) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(array, dtype=np.float32))
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+__all__ = ["BACKENDS", "CMRU", "from_nir", "to_nir"]
