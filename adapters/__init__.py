@@ -1,0 +1,1 @@
+"""Adapters to other toolchains (installed as ``cmru_neuro.adapters``)."""

@@ -1,0 +1,119 @@
+"""ProcessModels (``floating_pt`` and ``fixed_pt``) for the memory-unit Processes.
+
+Both call :func:`cmru_neuro.quant.unit_step` / :func:`cmru_neuro.quant.readout_step`, the
+step of the numpy golden model, so fixed point here equals the reference bit for bit.
+Absolute imports only: Lava executes this file on its own during model discovery.
+"""
+
+import numpy as np
+from cmru_neuro.adapters.lava.processes.process import BMRU, CMRU, FirstQuadrantBMRU, Readout
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from cmru_neuro.quant import readout_step, unit_step
+
+
+class AbstractMemoryUnitModel(PyLoihiProcessModel):
+    """One step of :func:`cmru_neuro.quant.unit_step` per time step; resets between sequences."""
+
+    fixed_point = False
+
+    @property
+    def kind(self) -> str:
+        return self.implements_process.kind
+
+    def run_spk(self) -> None:
+        dendrite = self.a_in.recv()
+        elapsed = self.time_step - self.proc_params["reset_offset"]  # steps since the first input
+        length, sequences = self.proc_params["sequence_length"], self.proc_params["sequences"]
+        if elapsed < 0 or (sequences is not None and elapsed >= sequences * length):
+            self.s_out.send(np.zeros_like(self.level))  # idle: no input reaches it
+            return
+        step = unit_step(self, self.sigma, self.level, dendrite, elapsed % length == 0, self.fixed_point)
+        self.sigma[:] = step.sigma
+        self.level[:] = step.level
+        self.saturations[:] += np.array(step[3:])
+        self.events_sent[:] += np.count_nonzero(step.events)
+        self.s_out.send(step.events.astype(self.level.dtype))
+
+
+class AbstractMemoryUnitFloat(AbstractMemoryUnitModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    threshold: np.ndarray = LavaPyType(np.ndarray, float)
+    threshold_low: np.ndarray = LavaPyType(np.ndarray, float)
+    initial_level: np.ndarray = LavaPyType(np.ndarray, float)
+    sigma: np.ndarray = LavaPyType(np.ndarray, float)
+    level: np.ndarray = LavaPyType(np.ndarray, float)
+    saturations: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    events_sent: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+
+class AbstractMemoryUnitFixed(AbstractMemoryUnitModel):
+    fixed_point = True
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    threshold: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    threshold_low: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    initial_level: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    sigma: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    level: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    saturations: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    events_sent: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+
+def _unit_model(process, base):
+    """The ProcessModel class of ``process`` that runs ``base`` (float or fixed point)."""
+    precision = "fixed_pt" if base.fixed_point else "floating_pt"
+    name = f"Py{process.__name__}Model{'Fixed' if base.fixed_point else 'Float'}"
+    model = type(name, (base,), {"__module__": __name__, "__doc__": f"{process.__name__} in {precision}."})
+    return implements(proc=process, protocol=LoihiProtocol)(requires(CPU)(tag(precision)(model)))
+
+
+PyCMRUModelFloat = _unit_model(CMRU, AbstractMemoryUnitFloat)
+PyCMRUModelFixed = _unit_model(CMRU, AbstractMemoryUnitFixed)
+PyBMRUModelFloat = _unit_model(BMRU, AbstractMemoryUnitFloat)
+PyBMRUModelFixed = _unit_model(BMRU, AbstractMemoryUnitFixed)
+PyFirstQuadrantBMRUModelFloat = _unit_model(FirstQuadrantBMRU, AbstractMemoryUnitFloat)
+PyFirstQuadrantBMRUModelFixed = _unit_model(FirstQuadrantBMRU, AbstractMemoryUnitFixed)
+
+
+class AbstractReadoutModel(PyLoihiProcessModel):
+    """One step of :func:`cmru_neuro.quant.readout_step` per time step."""
+
+    fixed_point = False
+
+    def run_spk(self) -> None:
+        step = readout_step(self.sigma, self.a_in.recv(), self.bias, self.fixed_point)
+        self.sigma[:] = step.sigma
+        self.saturations[:] += np.array(step[2:])
+        self.s_out.send(step.output.astype(self.sigma.dtype))
+
+
+@implements(proc=Readout, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyReadoutModelFloat(AbstractReadoutModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    sigma: np.ndarray = LavaPyType(np.ndarray, float)
+    saturations: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+
+@implements(proc=Readout, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyReadoutModelFixed(AbstractReadoutModel):
+    fixed_point = True
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    sigma: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    saturations: np.ndarray = LavaPyType(np.ndarray, np.int64)

@@ -1,0 +1,120 @@
+"""Lava Processes: a layer of memory units and a readout accumulator (declarations only)."""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+
+
+def _vector(value, size: int, name: str, owner: str) -> np.ndarray:
+    """``value`` as a finite ``(size,)`` array (None: zeros)."""
+    array = np.zeros(size) if value is None else np.asarray(value)
+    if array.shape != (size,):
+        raise ValueError(f"{owner} {name}: expected shape ({size},), got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{owner} {name}: expected finite values, got NaN or inf")
+    return array
+
+
+def _positive(value, name: str, owner: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{owner} {name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+class MemoryUnitProcess(AbstractProcess):
+    """A layer of H memory units fed by a Dense and sending graded events.
+
+    Each step: ``sigma += a_in`` (what the Dense delivers: ``W delta``), currents
+    ``sigma + bias``, the unit update, and ``s_out`` sends ``level_t - level_{t-1}``.
+    Every ``sequence_length`` steps, from step ``reset_offset`` on (1-based: the step the
+    first input reaches this layer), the level restarts from ``initial_level``: a batch of
+    sequences runs back to back. Before ``reset_offset`` and after ``sequences`` sequences
+    (None: never) the layer is idle: no update, nothing sent.
+
+    Args:
+        shape: ``(H,)``.
+        streams: currents per unit on ``a_in`` (shape ``(streams * H,)``): 2 = candidate and
+            threshold from the input, 1 = candidate only (fixed ``threshold``).
+        bias: ``(streams * H,)``; threshold, threshold_low, initial_level: ``(H,)``.
+    Vars ``saturations`` ``(3,)`` (accumulator, current, state) and ``events_sent`` ``(1,)`` count.
+    """
+
+    kind = ""
+
+    def __init__(
+        self,
+        *,
+        shape: tuple,
+        streams: int,
+        bias,
+        sequence_length: int,
+        reset_offset: int = 1,
+        sequences: int | None = None,
+        threshold=None,
+        threshold_low=None,
+        initial_level=None,
+        name: str | None = None,
+    ) -> None:
+        # Lava's __del__ needs the base initialised: validate after it
+        super().__init__(shape=shape, sequence_length=sequence_length, reset_offset=reset_offset,
+                         sequences=sequences, name=name)
+        owner = type(self).__name__
+        if not (isinstance(shape, tuple) and len(shape) == 1):
+            raise ValueError(f"{owner} shape: expected (H,), got {shape!r}")
+        hidden = _positive(shape[0], "shape", owner)
+        if streams not in (1, 2) or (self.kind == "fq-bmru" and streams != 1):
+            raise ValueError(f"{owner} streams: expected {1 if self.kind == 'fq-bmru' else '1 or 2'}, got {streams!r}")
+        _positive(sequence_length, "sequence_length", owner)
+        _positive(reset_offset, "reset_offset", owner)
+        if sequences is not None:
+            _positive(sequences, "sequences", owner)
+        self.a_in = InPort(shape=(streams * hidden,))
+        self.s_out = OutPort(shape=shape)
+        self.bias = Var(shape=(streams * hidden,), init=_vector(bias, streams * hidden, "bias", owner))
+        self.threshold = Var(shape=shape, init=_vector(threshold, hidden, "threshold", owner))
+        self.threshold_low = Var(shape=shape, init=_vector(threshold_low, hidden, "threshold_low", owner))
+        self.initial_level = Var(shape=shape, init=_vector(initial_level, hidden, "initial_level", owner))
+        self.sigma = Var(shape=(streams * hidden,), init=0)
+        self.level = Var(shape=shape, init=0)
+        self.saturations = Var(shape=(3,), init=0)
+        self.events_sent = Var(shape=(1,), init=0)
+
+
+class CMRU(MemoryUnitProcess):
+    """Cumulative memory units: the level counts events (``L += z sign(c)``)."""
+
+    kind = "cmru"
+
+
+class BMRU(MemoryUnitProcess):
+    """Bistable memory units: the level is overwritten with ``sign(c)`` where ``z = 1``."""
+
+    kind = "bmru"
+
+
+class FirstQuadrantBMRU(MemoryUnitProcess):
+    """First-quadrant BMRU: level 1 where ``relu(c) >= threshold``, 0 where ``<= threshold_low``."""
+
+    kind = "fq-bmru"
+
+
+class Readout(AbstractProcess):
+    """Readout accumulator: ``sigma += a_in``, sends ``sigma + bias`` every step.
+
+    Args: shape ``(O,)``, bias ``(O,)``. Var ``saturations`` ``(2,)`` counts clipped
+    accumulator and output values.
+    """
+
+    def __init__(self, *, shape: tuple, bias, name: str | None = None) -> None:
+        super().__init__(shape=shape, name=name)
+        if not (isinstance(shape, tuple) and len(shape) == 1):
+            raise ValueError(f"Readout shape: expected (O,), got {shape!r}")
+        size = _positive(shape[0], "shape", "Readout")
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape)
+        self.bias = Var(shape=shape, init=_vector(bias, size, "bias", "Readout"))
+        self.sigma = Var(shape=shape, init=0)
+        self.saturations = Var(shape=(2,), init=0)

@@ -1,0 +1,86 @@
+"""``cmru-neuro deploy``: quantize a trained checkpoint and run it on Lava's simulator.
+
+Prints the float, integer and Lava accuracies, whether Lava's fixed-point outputs equal the
+integer golden model bit for bit, and the events the units sent. Exit status 0 when they
+are bit-exact, 1 when not, 2 on bad input (Lava missing included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="a model.safetensors of arch 'stack' with cmru, bmru or fq-bmru units")
+    parser.add_argument("--sequences", type=int, default=32,
+                        help="test sequences run on Lava, back to back in one run (default %(default)s)")
+    parser.add_argument("--calibration", type=int, default=256,
+                        help="training sequences that set the input range (default %(default)s)")
+    parser.add_argument("--input-bits", type=int, default=8, help="signed input width (default %(default)s)")
+    parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                        help="task option override, e.g. -o length=100 (repeatable)")
+    parser.add_argument("--float", action="store_true",
+                        help="also run Lava's floating-point models against the torch model")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="seconds before a Lava run is ended (default %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..checkpoint import load_checkpoint
+    from ..quant import accuracy_report, quantize
+    from ._options import parse_options
+
+    for name in ("sequences", "calibration"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name}: expected a positive integer, got {getattr(args, name)}")
+    if not args.timeout > 0:
+        raise ValueError(f"--timeout: expected a positive number of seconds, got {args.timeout}")
+    if importlib.util.find_spec("lava") is None:
+        raise ValueError("lava-nc is not installed: deploy needs Python 3.10 with the 'lava' extra")
+    from ..adapters.lava import run_on_lava
+
+    checkpoint = load_checkpoint(args.checkpoint, expect={"arch": "stack"})
+    model = checkpoint.model
+    task = checkpoint.make_task(**parse_options(args.option))
+    calibration, _ = task.batch(task.train, torch.arange(min(args.calibration, len(task.train))))
+    quantized = quantize(model, calibration, input_bits=args.input_bits)
+    spec = quantized.spec
+    rows = torch.arange(min(args.sequences, len(task.test)))
+    inputs, targets = task.batch(task.test, rows)
+    print(f"{args.checkpoint}: {model.unit_name} stack {[layer.unit.hidden_size for layer in spec.layers]}, "
+          f"readout {spec.readout_mode}; task {task.describe()}")
+    exponents = ", ".join(f"layer {i} 2^{layer.unit.exponent}" for i, layer in enumerate(spec.layers))
+    print(f"integer format: inputs {spec.input_bits}-bit steps of 2^{spec.input_exponent}; current units "
+          f"{exponents}, readout 2^{spec.readout.exponent}; 8-bit weights, 24-bit state")
+
+    everything = accuracy_report(model, spec, *task.batch(task.test, torch.arange(len(task.test))),
+                                 correct=task.correct)
+    print(f"integer model on all {len(task.test)} test sequences: {everything}")
+    report = accuracy_report(model, spec, inputs, targets, correct=task.correct)
+    lava = run_on_lava(spec, inputs, timeout=args.timeout)
+    hits, decisions = task.correct(lava.logits, targets)
+    lava_accuracy = 100.0 * hits / decisions
+    mismatched = int((lava.outputs != lava.reference.outputs).sum())
+    print(f"accuracy on {len(rows)} test sequences: float {report.float_accuracy:.2f}%, integer "
+          f"{report.integer_accuracy:.2f}% ({report.difference:+.2f} points), Lava fixed point {lava_accuracy:.2f}%")
+    print(f"parity: Lava fixed point vs integer model: "
+          f"{'bit-exact' if mismatched == 0 else 'DIFFERENT'} ({mismatched} of {lava.outputs.size} outputs differ)")
+    length, batch = inputs.shape[:2]
+    hidden = [layer.unit.hidden_size for layer in spec.layers]
+    per_unit = ", ".join(f"layer {i}: {n} ({n / (length * batch * h):.3f} per unit per step)"
+                         for i, (n, h) in enumerate(zip(lava.events, hidden)))
+    print(f"events sent: {sum(lava.events)} in {lava.steps} steps ({sum(lava.events) / lava.steps:.2f} per step); {per_unit}")
+    saturations = ", ".join(f"{k}: {v}" for k, v in lava.saturations.items()) or "none"
+    print(f"saturations: {saturations}; Lava run {lava.seconds:.1f} s (compile and spawn included)")
+    if args.float:
+        floating = run_on_lava(model, inputs, timeout=args.timeout)
+        with torch.no_grad():
+            largest = float((floating.logits - model(inputs)).abs().max())
+        print(f"Lava floating point vs torch: largest output difference {largest:.3g}")
+    return 0 if mismatched == 0 else 1
+
+
+__all__ = ["add_arguments", "run"]

@@ -1,0 +1,240 @@
+"""The Lava adapter on Lava's CPU simulator (Python 3.10, lava-nc 0.10.0).
+
+Every test has a hard timeout; run_on_lava stops the runtime in every case.
+"""
+
+import multiprocessing
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("lava")
+
+from cmru_neuro.adapters.lava import run_on_lava, to_lava
+
+from cmru_neuro import quant
+from cmru_neuro.network import MemoryNetwork
+
+pytestmark = pytest.mark.lava
+
+
+def random_network(unit, threshold, seed, sizes=(6, 5), readout="sequence"):
+    """An untrained network with every parameter perturbed (alpha, h_0 included)."""
+    torch.manual_seed(seed)
+    options = {"threshold": threshold} if threshold else None
+    model = MemoryNetwork(3, list(sizes), 2, unit=unit, readout=readout, unit_options=options)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    return model.eval()
+
+
+def inputs_for(seed, length=10, batch=3):
+    return torch.randn(length, batch, 3, generator=torch.Generator().manual_seed(100 + seed))
+
+
+def no_new_workers(before):
+    return set(multiprocessing.active_children()) <= before
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind,threshold,seed,sizes", [
+    ("cmru", "input", 0, (6, 5)),
+    ("cmru", "input", 1, (4, 6, 5)),
+    ("cmru", "fixed", 2, (6, 5)),
+    ("bmru", "input", 3, (5, 4, 3)),
+    ("bmru", "fixed", 4, (6,)),
+    ("fq-bmru", None, 5, (6, 5)),
+    ("fq-bmru", None, 6, (3, 4, 5)),
+])
+def test_fixed_point_equals_the_integer_model_bit_for_bit(kind, threshold, seed, sizes):
+    model = random_network(kind, threshold, seed, sizes)
+    inputs = inputs_for(seed)
+    quantized = quant.quantize(model, inputs)
+    run = run_on_lava(quantized.spec, inputs, timeout=45)
+    assert run.outputs.dtype == np.int64
+    assert np.array_equal(run.outputs, quant.simulate(quantized.spec, inputs).outputs)
+    assert run.saturations == run.reference.saturations == {}
+    # events differ only at the first step of each sequence (the reference starts from 0)
+    for lava_events, reference_events, size in zip(run.events, run.reference.events, sizes):
+        assert abs(lava_events - reference_events) <= 3 * size
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind,threshold,readout", [
+    ("cmru", "input", "last"), ("bmru", "fixed", "mean"), ("fq-bmru", None, "sequence"),
+])
+def test_floating_point_matches_the_torch_model(kind, threshold, readout):
+    model = random_network(kind, threshold, 7, readout=readout)
+    inputs = inputs_for(7)
+    run = run_on_lava(model, inputs, timeout=45)
+    with torch.no_grad():
+        torch.testing.assert_close(run.logits, model(inputs), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.timeout(60)
+def test_one_sequence_sends_exactly_the_reference_events():
+    model = random_network("cmru", "input", 8)
+    inputs = inputs_for(8, length=25, batch=1)
+    run = run_on_lava(quant.quantize(model, inputs).spec, inputs, timeout=45)
+    assert run.events == run.reference.events
+    assert run.steps == 25 + 3  # two unit layers: three Dense delays
+
+
+COPY_FIRST = dict(length=20, noise=0.2, train_size=1000, test_size=500)
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory):
+    """A CMRU stack trained on copy-first-input by cmru_neuro.training, saved as a checkpoint."""
+    from cmru_neuro.training import train
+
+    out = tmp_path_factory.mktemp("copy-first")
+    config = dict(task="copy-first", task_options=COPY_FIRST, cell="cmru", arch="stack", hidden=8, steps=200,
+                  lr=0.02, dropout=0.0, eval_every=100, progress=False, out_dir=str(out))
+    return train(config).checkpoint
+
+
+@pytest.mark.timeout(100)
+def test_trained_copy_first_on_lava_is_bit_exact_and_keeps_its_accuracy(trained_checkpoint):
+    from cmru_neuro.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(trained_checkpoint)
+    task = checkpoint.make_task()
+    calibration, _ = task.batch(task.train, torch.arange(256))
+    inputs, targets = task.batch(task.test, torch.arange(64))
+    quantized = quant.quantize(checkpoint.model, calibration)
+    run = run_on_lava(quantized.spec, inputs, timeout=80)
+    assert np.array_equal(run.outputs, run.reference.outputs)
+    with torch.no_grad():
+        float_hits, decisions = task.correct(checkpoint.model(inputs), targets)
+    lava_hits, _ = task.correct(run.logits, targets)
+    assert float_hits >= 0.95 * decisions
+    assert lava_hits >= float_hits - 0.01 * decisions
+
+
+@pytest.mark.timeout(100)
+def test_deploy_command_reports_parity_accuracy_and_events(trained_checkpoint, capsys):
+    from cmru_neuro import cli
+
+    assert cli.main(["deploy", str(trained_checkpoint), "--sequences", "8", "--float"]) == 0
+    out = capsys.readouterr().out
+    assert "parity: Lava fixed point vs integer model: bit-exact (0 of 640 outputs differ)" in out
+    assert "accuracy on 8 test sequences: float" in out and "events sent:" in out
+    assert "Lava floating point vs torch: largest output difference" in out
+
+
+def test_deploy_command_rejects_what_it_cannot_run(tmp_path, capsys):
+    from cmru_neuro import cli
+    from cmru_neuro.checkpoint import save_checkpoint
+    from cmru_neuro.models import ModelConfig, build_model
+
+    assert cli.main(["deploy", str(tmp_path / "missing.safetensors")]) == 2
+    assert "deploy: error: checkpoint: no file at" in capsys.readouterr().err
+    config = ModelConfig(input_size=4, output_size=4, arch="block").to_dict()
+    path = save_checkpoint(tmp_path / "block.safetensors", build_model(config), {"model": config})
+    assert cli.main(["deploy", str(path)]) == 2
+    assert "holds a model with arch='block'" in capsys.readouterr().err
+    assert cli.main(["deploy", str(path), "--sequences", "0"]) == 2
+    assert "--sequences: expected a positive integer, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+def test_saturation_on_lava_is_counted_like_the_reference():
+    model = MemoryNetwork(1, [1], 1, unit="cmru", unit_options={"learn_initial_state": False})
+    with torch.no_grad():
+        model.units[0].projection.weight.zero_()
+        model.units[0].projection.bias.copy_(torch.tensor([5.0, 0.0]))  # an event every step
+        model.readout.weight.fill_(1.0)
+        model.readout.bias.fill_((quant.STATE_LIMIT - 200) * 2.0**-7)
+    inputs = torch.ones(6, 2, 1)
+    with pytest.warns(UserWarning, match="saturate"):
+        spec = quant.quantize(model, inputs).spec
+    run = run_on_lava(spec, inputs, timeout=45)
+    assert run.saturations == run.reference.saturations == {"readout output": 10}
+    assert np.array_equal(run.outputs, run.reference.outputs)
+
+
+def test_to_lava_builds_the_graph_without_running():
+    spec = quant.quantize(random_network("bmru", "input", 9, sizes=(4, 3)), inputs_for(9)).spec
+    graph = to_lava(spec, sequence_length=10)
+    assert graph.select_tag == "fixed_pt" and graph.latency == 3
+    assert [type(unit).__name__ for unit in graph.units] == ["BMRU", "BMRU"]
+    assert graph.input_port.shape == (3,) and graph.output_port.shape == (2,)
+    assert to_lava(random_network("cmru", "input", 9), sequence_length=4).select_tag == "floating_pt"
+
+
+# --- bad data fails before run() -------------------------------------------------------------
+
+
+def overflowing_spec(features=300):
+    """Integer CMRU whose accumulator would reach 300 * 254 * 127 > 2**23."""
+    hidden = np.zeros(1, np.int64)
+    unit = quant.UnitSpec("cmru", np.zeros(2, np.int64), hidden, hidden, hidden)
+    layer = quant.LayerSpec(np.full((2, features), 254, np.int64), unit)
+    readout = quant.ReadoutSpec(np.full((1, 1), 2, np.int64), np.zeros(1, np.int64))
+    return quant.NetworkSpec((layer,), readout, "sequence", True, features, 0, 8)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("case,message", [
+    ("features", r"inputs: expected shape \(\*, \*, 3\) \(time, batch, features\), got \(10, 3, 4\)"),
+    ("range", r"inputs: max \|x\| = .* overflows the quantized input range"),
+    ("accumulator", "accumulators would overflow 24 bits"),
+    ("payload", "overflow the 24-bit payload"),
+    ("odd weights", r"layer 0 weights: expected even integers in \[-256, 254\]"),
+    ("shapes", r"layer 1: expected weights \(10, 6\) and bias \(10,\)"),
+    ("alpha-CMRU", "unit 'acmru' has no integer form"),
+    ("not a network", "network: expected a MemoryNetwork or a NetworkSpec"),
+])
+def test_bad_data_fails_before_run(case, message):
+    model = random_network("cmru", "input", 10)
+    inputs = inputs_for(10)
+    spec = quant.quantize(model, inputs).spec
+    network = spec
+    if case == "features":
+        inputs = torch.randn(10, 3, 4)
+    elif case == "range":
+        inputs = 10 * inputs
+    elif case == "accumulator":
+        network, inputs = overflowing_spec(), torch.full((4, 1, 300), 127.0)
+    elif case == "payload":
+        unit = spec.layers[1].unit
+        big = replace(unit, initial_level=np.full(unit.hidden_size, 5_000_000, np.int64))
+        silent = replace(spec.readout, weights=np.zeros_like(spec.readout.weights))
+        network = replace(spec, layers=(spec.layers[0], replace(spec.layers[1], unit=big)), readout=silent)
+    elif case == "odd weights":
+        network = replace(spec, layers=(replace(spec.layers[0], weights=spec.layers[0].weights + 1),
+                                              spec.layers[1]))
+    elif case == "shapes":
+        network = replace(spec, layers=(spec.layers[0], replace(spec.layers[1], weights=spec.layers[1].weights[:, :-1])))
+    elif case == "alpha-CMRU":
+        network = MemoryNetwork(3, [4], 2, unit="acmru")
+    elif case == "not a network":
+        network = torch.nn.Linear(3, 2)
+    before = set(multiprocessing.active_children())
+    with pytest.raises((ValueError, TypeError), match=message):
+        run_on_lava(network, inputs, timeout=20)
+    assert no_new_workers(before)
+
+
+def test_process_rejects_parameters_of_the_wrong_shape():
+    from cmru_neuro.adapters.lava.processes import CMRU, FirstQuadrantBMRU
+
+    with pytest.raises(ValueError, match=r"CMRU bias: expected shape \(8,\), got \(6,\)"):
+        CMRU(shape=(4,), streams=2, bias=np.zeros(6), sequence_length=5)
+    with pytest.raises(ValueError, match="FirstQuadrantBMRU streams: expected 1, got 2"):
+        FirstQuadrantBMRU(shape=(4,), streams=2, bias=np.zeros(8), sequence_length=5)
+    with pytest.raises(ValueError, match="CMRU sequence_length: expected a positive integer, got 0"):
+        CMRU(shape=(4,), streams=1, bias=np.zeros(4), sequence_length=0)
+
+
+@pytest.mark.timeout(60)
+def test_a_run_past_its_timeout_is_stopped_and_leaves_no_workers():
+    model = random_network("cmru", "input", 11)
+    before = set(multiprocessing.active_children())
+    with pytest.raises(TimeoutError, match="did not finish within 0.5 s; its worker processes were ended"):
+        run_on_lava(model, torch.randn(500, 20, 3), timeout=0.5)
+    assert no_new_workers(before)
