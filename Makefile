@@ -3,6 +3,7 @@
 VENV ?= .venv
 VENV_CORE ?= .venv311
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: demo test test-core venv venv-core clean
 
@@ -13,7 +14,7 @@ venv-core:
 	@scripts/venv.sh $(VENV_CORE) 3.11 nir,dev .ci/constraints-core.txt
 
 demo: venv
-	$(VENV)/bin/cmru-neuro demo
+	$(VENV)/bin/cmru-neuro demo $(DEMO_ARGS)
 
 test: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

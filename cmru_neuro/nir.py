@@ -211,7 +211,18 @@ def _export_neuron(module, width: int) -> CMRU:
         threshold_from_input=module.threshold_from_input,
         step_from_input=module.step_from_input,
         output_state=module.output_state,
+        metadata=_snntorch_metadata(module),
     )
+
+
+def _snntorch_metadata(module) -> dict:
+    """snnTorch's ``output`` flag (return ``(spk, mem)`` with ``init_hidden``), kept so the
+    rebuilt step loop returns what the original did."""
+    return {"snntorch_output": bool(module.output)} if isinstance(module, snn.SpikingNeuron) else {}
+
+
+def _snntorch_output(node) -> bool:
+    return bool(np.asarray(node.metadata.get("snntorch_output", False)))
 
 
 def _export_layer(layer: layers.MemoryUnit) -> nir.NIRGraph:
@@ -243,7 +254,7 @@ def _export_leaky(module: snn.Leaky, width: int, where: str) -> nir.LIF:
         v_leak=np.zeros(width),
         v_threshold=_vector(module.threshold, width),
         v_reset=np.zeros(width),
-        metadata={"snntorch_reset_mechanism": module.reset_mechanism},
+        metadata={"snntorch_reset_mechanism": module.reset_mechanism, **_snntorch_metadata(module)},
     )
 
 
@@ -331,6 +342,7 @@ def _import(node: nir.NIRNode, where: str, backend: str, dt: float) -> nn.Module
             threshold=_tensor(node.v_threshold),
             reset_mechanism=mechanism,
             init_hidden=True,
+            output=_snntorch_output(node),
         )
     if isinstance(node, nir.LIF) and backend == "norse":
         p = nt.LIFBoxParameters(
@@ -376,7 +388,8 @@ def _import_unit(node: CMRU, where: str, backend: str) -> nn.Module:
             options["threshold"] = threshold
         if not node.step_from_input:
             options["alpha"] = alpha
-        return getattr(cs, names[0])(init_hidden=True, output_state=node.output_state, **options)
+        return getattr(cs, names[0])(init_hidden=True, output=_snntorch_output(node),
+                                     output_state=node.output_state, **options)
     p = cn.CMRUParameters(threshold=threshold, alpha=alpha)
     return getattr(cn, names[1])(p, output_state=node.output_state, h0=h0)
 

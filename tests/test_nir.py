@@ -186,3 +186,21 @@ def test_import_errors():
     )
     with pytest.raises(ValueError, match="expected a chain"):
         cnir.from_nir(branching)
+
+
+def test_round_trip_keeps_snntorch_output_flags(tmp_path):
+    """A step loop that unpacks ``spk, mem = net(x_t)`` works on the rebuilt network too."""
+    net = nn.Sequential(
+        nn.Linear(3, 4),
+        cs.CMRU(threshold=1.0, size=4, init_hidden=True),
+        nn.Linear(4, 2),
+        snn.Leaky(beta=0.9, init_hidden=True, output=True),
+    )
+    path = tmp_path / "net.nir"
+    nir.write(path, cnir.to_nir(net))
+    rebuilt = cnir.from_nir(path, backend="snntorch")
+    assert [getattr(m, "output", None) for m in rebuilt if isinstance(m, snn.SpikingNeuron)] == [False, True]
+    reset(net), reset(rebuilt)
+    for x_t in torch.randn(6, 2, 3):
+        (spk, mem), (spk_r, mem_r) = net(x_t), rebuilt(x_t)
+        torch.testing.assert_close(mem_r, mem)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+from dataclasses import dataclass
+from typing import Optional
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,16 +28,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds before a Lava run is ended (default %(default)s)")
 
 
+@dataclass
+class Deployment:
+    """What :func:`deploy` measured.
+
+    integer: float vs integer model on every test sequence; subset: the same on the
+    sequences run on Lava; lava: the Lava run (None when skipped); lava_accuracy in percent;
+    mismatched: Lava fixed-point outputs that differ from the integer model's.
+    """
+
+    spec: object
+    integer: object
+    subset: object
+    inputs: object
+    lava: Optional[object] = None
+    lava_accuracy: Optional[float] = None
+    mismatched: Optional[int] = None
+
+
+def deploy(model, task, *, sequences: int = 32, calibration: int = 256, input_bits: int = 8,
+           timeout: float = 600.0, lava: bool = True) -> Deployment:
+    """Quantize ``model`` (a stack MemoryNetwork) on ``task``'s training inputs, score the
+    integer model, and run ``sequences`` test sequences on Lava in fixed point."""
+    import torch
+
+    from ..quant import accuracy_report, quantize
+
+    for value, name in ((sequences, "sequences"), (calibration, "calibration")):
+        if value < 1:
+            raise ValueError(f"--{name}: expected a positive integer, got {value}")
+    calibration_inputs, _ = task.batch(task.train, torch.arange(min(calibration, len(task.train))))
+    spec = quantize(model, calibration_inputs, input_bits=input_bits).spec
+    everything = accuracy_report(model, spec, *task.batch(task.test, torch.arange(len(task.test))),
+                                 correct=task.correct)
+    inputs, targets = task.batch(task.test, torch.arange(min(sequences, len(task.test))))
+    subset = accuracy_report(model, spec, inputs, targets, correct=task.correct)
+    result = Deployment(spec, everything, subset, inputs)
+    if not lava:
+        return result
+    from ..adapters.lava import run_on_lava
+
+    result.lava = run_on_lava(spec, inputs, timeout=timeout)
+    hits, decisions = task.correct(result.lava.logits, targets)
+    result.lava_accuracy = 100.0 * hits / decisions
+    result.mismatched = int((result.lava.outputs != result.lava.reference.outputs).sum())
+    return result
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..checkpoint import load_checkpoint
-    from ..quant import accuracy_report, quantize
     from ._options import parse_options
 
-    for name in ("sequences", "calibration"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name}: expected a positive integer, got {getattr(args, name)}")
     if not args.timeout > 0:
         raise ValueError(f"--timeout: expected a positive number of seconds, got {args.timeout}")
     if importlib.util.find_spec("lava") is None:
@@ -45,29 +90,20 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint(args.checkpoint, expect={"arch": "stack"})
     model = checkpoint.model
     task = checkpoint.make_task(**parse_options(args.option))
-    calibration, _ = task.batch(task.train, torch.arange(min(args.calibration, len(task.train))))
-    quantized = quantize(model, calibration, input_bits=args.input_bits)
-    spec = quantized.spec
-    rows = torch.arange(min(args.sequences, len(task.test)))
-    inputs, targets = task.batch(task.test, rows)
+    result = deploy(model, task, sequences=args.sequences, calibration=args.calibration,
+                    input_bits=args.input_bits, timeout=args.timeout)
+    spec, lava, inputs = result.spec, result.lava, result.inputs
     print(f"{args.checkpoint}: {model.unit_name} stack {[layer.unit.hidden_size for layer in spec.layers]}, "
           f"readout {spec.readout_mode}; task {task.describe()}")
     exponents = ", ".join(f"layer {i} 2^{layer.unit.exponent}" for i, layer in enumerate(spec.layers))
     print(f"integer format: inputs {spec.input_bits}-bit steps of 2^{spec.input_exponent}; current units "
           f"{exponents}, readout 2^{spec.readout.exponent}; 8-bit weights, 24-bit state")
-
-    everything = accuracy_report(model, spec, *task.batch(task.test, torch.arange(len(task.test))),
-                                 correct=task.correct)
-    print(f"integer model on all {len(task.test)} test sequences: {everything}")
-    report = accuracy_report(model, spec, inputs, targets, correct=task.correct)
-    lava = run_on_lava(spec, inputs, timeout=args.timeout)
-    hits, decisions = task.correct(lava.logits, targets)
-    lava_accuracy = 100.0 * hits / decisions
-    mismatched = int((lava.outputs != lava.reference.outputs).sum())
-    print(f"accuracy on {len(rows)} test sequences: float {report.float_accuracy:.2f}%, integer "
-          f"{report.integer_accuracy:.2f}% ({report.difference:+.2f} points), Lava fixed point {lava_accuracy:.2f}%")
+    print(f"integer model on all {len(task.test)} test sequences: {result.integer}")
+    report = result.subset
+    print(f"accuracy on {inputs.shape[1]} test sequences: float {report.float_accuracy:.2f}%, integer "
+          f"{report.integer_accuracy:.2f}% ({report.difference:+.2f} points), Lava fixed point {result.lava_accuracy:.2f}%")
     print(f"parity: Lava fixed point vs integer model: "
-          f"{'bit-exact' if mismatched == 0 else 'DIFFERENT'} ({mismatched} of {lava.outputs.size} outputs differ)")
+          f"{'bit-exact' if result.mismatched == 0 else 'DIFFERENT'} ({result.mismatched} of {lava.outputs.size} outputs differ)")
     length, batch = inputs.shape[:2]
     hidden = [layer.unit.hidden_size for layer in spec.layers]
     per_unit = ", ".join(f"layer {i}: {n} ({n / (length * batch * h):.3f} per unit per step)"
@@ -80,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         with torch.no_grad():
             largest = float((floating.logits - model(inputs)).abs().max())
         print(f"Lava floating point vs torch: largest output difference {largest:.3g}")
-    return 0 if mismatched == 0 else 1
+    return 0 if result.mismatched == 0 else 1
 
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["Deployment", "add_arguments", "deploy", "run"]
