@@ -8,7 +8,14 @@ The math is in :mod:`cmru_neuro.functional`; the layers here wrap it with the in
 
 from . import baselines, functional
 from .layers import BMRU, CMRU, AlphaCMRU, FirstQuadrantBMRU, MemoryTrace, MemoryUnit
+from .network import MemoryNetwork
+from .reset import reset
 from .schedule import EpsilonSchedule
+
+try:  # registers the CMRU node with nir.read (NIR is the optional 'nir' extra)
+    from . import nir
+except ImportError:  # pragma: no cover - without the extra
+    pass
 
 __version__ = "0.1.0"
 
@@ -18,8 +25,10 @@ __all__ = [
     "CMRU",
     "EpsilonSchedule",
     "FirstQuadrantBMRU",
+    "MemoryNetwork",
     "MemoryTrace",
     "MemoryUnit",
     "baselines",
     "functional",
+    "reset",
 ]

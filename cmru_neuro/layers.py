@@ -160,10 +160,8 @@ class MemoryUnit(nn.Module):
 
     def currents(self, x: Tensor) -> Currents:
         """Project input ``(..., F)`` to the unit's currents ``(..., H)``."""
-        parts = self.projection(x).split(self.hidden_size, dim=-1)
-        threshold = parts[1] if self.threshold_mode == "input" else self.threshold
-        step = nn.functional.softplus(parts[-1]) if self.input_step else None
-        return Currents(parts[0], threshold, step)
+        fixed = None if self.threshold_mode == "input" else self.threshold
+        return Currents(*F.split_currents(self.projection(x), fixed, self.input_step))
 
     def update(self, currents: Currents) -> F.Update:
         """Gate, events and decay from the currents."""
@@ -227,7 +225,7 @@ class MemoryUnit(nn.Module):
         )
         currents = self.currents(x_t)
         update = self.update(currents)
-        return update.decay * h + self._step_size(currents) * update.events
+        return F.advance(update, h, self._step_size(currents))
 
     def extra_repr(self) -> str:
         eps = "learned" if self._epsilon is None else self._epsilon

@@ -47,3 +47,15 @@ def test_importing_the_core_does_not_import_lava():
     code = "import sys, cmru_neuro, cmru_neuro.cli; cmru_neuro.cli.build_parser(); print('lava' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_importing_cmru_neuro_lets_nir_read_our_node(tmp_path):
+    """NIR has no extension mechanism; importing the package registers the CMRU node."""
+    path = tmp_path / "unit.nir"
+    write = ("import torch, nir, cmru_neuro; from cmru_neuro import nir as cnir; "
+             f"nir.write({str(path)!r}, cnir.to_nir(torch.nn.Sequential(cmru_neuro.CMRU(3, 4))))")
+    subprocess.run([sys.executable, "-c", write], check=True, capture_output=True)
+    read = f"import nir, cmru_neuro; print(sorted(nir.read({str(path)!r}).nodes))"
+    result = subprocess.run([sys.executable, "-c", read], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "input" in result.stdout
