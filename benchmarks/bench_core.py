@@ -86,17 +86,27 @@ def speed_table(lengths, batch: int, hidden: int, repeats: int) -> list[dict]:
 
 
 def peak_memory_mb(length: int, batch: int, hidden: int) -> float:
-    """Peak RSS growth during one CMRU training step, measured in a fresh process."""
+    """Peak RSS growth during one CMRU training step, in a fresh process (Linux).
+
+    The kernel's high-water mark is reset just before the step (``/proc/self/clear_refs``),
+    so what importing torch allocated does not hide the step's peak.
+    """
     code = f"""
-import resource, torch
+import torch
 from cmru_neuro import CMRU
+
+def status(field):
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith(field))
+
 unit = CMRU({hidden}, {hidden})
 out, _ = unit(torch.randn(8, 2, {hidden})); out.mean().backward()   # load kernels
 x = torch.randn({length}, {batch}, {hidden})
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/clear_refs", "w") as handle:
+    handle.write("5")                                                 # reset the peak
+before = status("VmRSS:")
 out, _ = unit(x); out.mean().backward()
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((after - before) / 1024)
+print((status("VmHWM:") - before) / 1024)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(result.stdout.strip())
