@@ -46,6 +46,12 @@ class Deployment:
     mismatched: Optional[int] = None
 
 
+def _check_counts(sequences: int, calibration: int) -> None:
+    for value, name in ((sequences, "sequences"), (calibration, "calibration")):
+        if value < 1:
+            raise ValueError(f"--{name}: expected a positive integer, got {value}")
+
+
 def deploy(model, task, *, sequences: int = 32, calibration: int = 256, input_bits: int = 8,
            timeout: float = 600.0, lava: bool = True) -> Deployment:
     """Quantize ``model`` (a stack MemoryNetwork) on ``task``'s training inputs, score the
@@ -54,9 +60,7 @@ def deploy(model, task, *, sequences: int = 32, calibration: int = 256, input_bi
 
     from ..quant import accuracy_report, quantize
 
-    for value, name in ((sequences, "sequences"), (calibration, "calibration")):
-        if value < 1:
-            raise ValueError(f"--{name}: expected a positive integer, got {value}")
+    _check_counts(sequences, calibration)
     calibration_inputs, _ = task.batch(task.train, torch.arange(min(calibration, len(task.train))))
     spec = quantize(model, calibration_inputs, input_bits=input_bits).spec
     everything = accuracy_report(model, spec, *task.batch(task.test, torch.arange(len(task.test))),
@@ -81,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import load_checkpoint
     from ._options import parse_options
 
+    _check_counts(args.sequences, args.calibration)
     if not args.timeout > 0:
         raise ValueError(f"--timeout: expected a positive number of seconds, got {args.timeout}")
     if importlib.util.find_spec("lava") is None:
