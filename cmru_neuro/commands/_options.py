@@ -1,0 +1,82 @@
+"""Arguments shared by the training commands: task, model and optimiser options."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..models import CELLS
+from ..tasks import TASKS
+from ..training import TrainConfig
+
+DEFAULTS = TrainConfig()
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", default=DEFAULTS.task, help=f"one of: {', '.join(TASKS)} (default %(default)s)")
+    parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                        help="task option, repeatable, e.g. -o length=1000 -o noise=0.1")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arch", default=DEFAULTS.arch, choices=("block", "stack"),
+                        help="'block': the paper's residual block; 'stack': the deployable MemoryNetwork")
+    parser.add_argument("--hidden", type=int, default=DEFAULTS.hidden, help="units per layer (default %(default)s)")
+    parser.add_argument("--layers", type=int, default=DEFAULTS.layers, help="blocks / unit layers (default %(default)s)")
+    parser.add_argument("--readout", choices=("last", "mean", "sequence"), help="default: the task's")
+    parser.add_argument("--dropout", type=float, default=DEFAULTS.dropout)
+    parser.add_argument("--init-scale", type=float, default=DEFAULTS.init_scale,
+                        help="factor on the cell's input weights at initialisation")
+    parser.add_argument("--threshold-bias", type=float, default=DEFAULTS.threshold_bias,
+                        help="memory units' threshold bias at initialisation")
+    parser.add_argument("--no-input-bias", dest="input_bias", action="store_false",
+                        help="no bias in the block's input Linear (tasks with silent inputs; see cmru_neuro.models)")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", type=int, default=DEFAULTS.steps)
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    parser.add_argument("--lr", type=float, default=DEFAULTS.lr, help="peak learning rate (cosine to 1%%)")
+    parser.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
+    parser.add_argument("--clip", type=float, default=DEFAULTS.clip, help="gradient-norm clipping")
+    parser.add_argument("--eval-every", type=int, default=DEFAULTS.eval_every)
+    parser.add_argument("--stop-at", type=float, help="stop once validation accuracy reaches this")
+    parser.add_argument("--target", type=float, help="accuracy that counts as converged (default: the task's)")
+    parser.add_argument("--time-limit", type=float, help="seconds of training per run")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """``["length=1000", "noise=0.1"]`` -> ``{"length": 1000, "noise": 0.1}`` (JSON values,
+    else strings)."""
+    options = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option: expected KEY=VALUE, got {pair!r}")
+        try:
+            options[key.replace("-", "_")] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key.replace("-", "_")] = text
+    return options
+
+
+def check_cells(cells: list[str]) -> list[str]:
+    unknown = [cell for cell in cells if cell not in CELLS]
+    if unknown:
+        raise ValueError(f"--cells: unknown cell(s) {', '.join(unknown)}; expected any of {', '.join(CELLS)}")
+    return cells
+
+
+def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
+    """A :class:`TrainConfig` from parsed arguments (``overrides`` win)."""
+    values = dict(
+        task=args.task, task_options=parse_options(args.option), arch=args.arch, hidden=args.hidden,
+        layers=args.layers, readout=args.readout, dropout=args.dropout, init_scale=args.init_scale,
+        threshold_bias=args.threshold_bias, input_bias=args.input_bias, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, clip=args.clip, eval_every=args.eval_every,
+        checkpoint_every=args.eval_every, stop_at=args.stop_at, target=args.target,
+        time_limit=args.time_limit, progress=not args.no_progress,
+    )
+    values.update(overrides)
+    return TrainConfig.from_dict(values)

@@ -1,0 +1,31 @@
+"""``cmru-neuro compare``: cells x seeds on one task -> markdown table, JSON, curves."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._options import (
+    add_model_arguments,
+    add_task_arguments,
+    add_training_arguments,
+    check_cells,
+    config_from_args,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_task_arguments(parser)
+    parser.add_argument("--cells", nargs="+", default=["bmru", "cmru", "acmru", "lru", "mingru"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    add_model_arguments(parser)
+    add_training_arguments(parser)
+    parser.add_argument("--out", metavar="DIR", help="write compare.md/.json/.png and one folder per run")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..experiments import compare, is_main_process
+
+    result = compare(config_from_args(args), check_cells(args.cells), args.seeds, args.out)
+    if is_main_process():
+        print(result["table"])
+    return 0

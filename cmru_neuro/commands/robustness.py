@@ -1,0 +1,32 @@
+"""``cmru-neuro robustness``: accuracy of trained checkpoints under parameter mismatch
+theta * (1 + N(0, (p/3)^2)), additive input noise and state noise."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoints", nargs="+", help="model.safetensors files (seeds of a cell are pooled)")
+    parser.add_argument("--levels", type=float, nargs="+", default=[5, 10, 15], help="mismatch p in percent")
+    parser.add_argument("--trials", type=int, default=10, help="draws per level")
+    parser.add_argument("--input-noise", type=float, nargs="*", default=[0.1, 0.3], help="input noise std")
+    parser.add_argument("--state-noise", type=float, nargs="*", default=[0.01, 0.05], help="state noise std per step")
+    parser.add_argument("--samples", type=int, help="score only the first N test sequences")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", metavar="DIR", help="write robustness.md/.json/.png")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import load_checkpoint
+    from ..experiments import robustness
+
+    if args.trials < 1:
+        raise ValueError(f"--trials: expected a positive number, got {args.trials}")
+    if any(p < 0 for p in args.levels):
+        raise ValueError(f"--levels: expected percentages >= 0, got {args.levels}")
+    checkpoints = [load_checkpoint(path) for path in args.checkpoints]
+    result = robustness(checkpoints, [p / 100 for p in args.levels], args.trials, args.input_noise,
+                        args.state_noise, args.samples, args.seed, args.out)
+    print(result["table"])
+    return 0

@@ -1,0 +1,324 @@
+"""Experiments on the paper's claims: cell comparison, initialisation sensitivity, noise
+robustness. Each returns records and writes a markdown table, JSON and PNG plots.
+
+Under ``torchrun --nproc_per_node=N`` the runs of a sweep are split across ranks (run i on
+rank i mod N, each without data parallelism); every rank gets all records, rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import statistics
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from .baselines import LRU, MinGRU
+from .checkpoint import Checkpoint
+from .functional import linear_scan
+from .layers import MemoryUnit
+from .tasks import Split, Task
+from .training import TrainConfig, plot_histories, train, write_json
+
+MISMATCH_LEVELS = (0.05, 0.10, 0.15)
+
+
+# --------------------------------------------------------------------------------------
+# Running sweeps
+# --------------------------------------------------------------------------------------
+
+
+def run_sweep(configs: Sequence[TrainConfig]) -> list[dict]:
+    """Train every config; returns each run's metrics (history included), in order."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    if world > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    mine = {index: train(config, data_parallel=False).metrics
+            for index, config in enumerate(configs) if index % world == rank}
+    if world > 1:
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, mine)
+        mine = {index: metrics for part in gathered for index, metrics in part.items()}
+    return [mine[index] for index in range(len(configs))]
+
+
+def is_main_process() -> bool:
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def _run_dir(out_dir: Optional[Path], *parts) -> Optional[str]:
+    return str(out_dir.joinpath(*map(str, parts))) if out_dir else None
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.1f} ± {100 * spread:.1f}"
+
+
+def _summary(metrics: list[dict]) -> dict:
+    """Aggregate a group of runs: accuracies, convergence, steps and time."""
+    converged = [m for m in metrics if m["converged"]]
+    steps = [m["steps_to_converge"] for m in metrics if m["steps_to_converge"] is not None]
+    return {
+        "runs": len(metrics),
+        "accuracy": [m["test_accuracy"] for m in metrics],
+        "test_loss": [m["test_loss"] for m in metrics],
+        "converged": len(converged) / max(len(metrics), 1),
+        "steps_to_converge": statistics.mean(steps) if steps else None,
+        "diverged": sum(m["diverged"] for m in metrics),
+        "seconds": statistics.mean(m["seconds"] for m in metrics),
+        "parameters": metrics[0]["parameters"] if metrics else 0,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Compare cells
+# --------------------------------------------------------------------------------------
+
+
+def compare(base: TrainConfig, cells: Sequence[str], seeds: Sequence[int],
+            out_dir: Optional[str] = None) -> dict:
+    """Train ``cells`` x ``seeds`` with ``base``'s other settings.
+
+    Returns ``{"table": markdown, "summary": {cell: ...}, "runs": [...]}``; with ``out_dir``
+    writes ``compare.md``, ``compare.json``, ``compare.png`` and one folder per run.
+    """
+    folder = Path(out_dir) if out_dir else None
+    configs = [replace(base, cell=cell, seed=seed, out_dir=_run_dir(folder, f"{cell}-s{seed}"))
+               for cell in cells for seed in seeds]
+    metrics = run_sweep(configs)
+    runs = [{"cell": c.cell, "seed": c.seed, "metrics": m} for c, m in zip(configs, metrics)]
+    summary = {cell: _summary([r["metrics"] for r in runs if r["cell"] == cell]) for cell in cells}
+    target = metrics[0]["target"] if metrics else None
+    lines = [
+        f"| cell | parameters | test accuracy % (mean ± std) | converged (acc ≥ {target}) | steps to converge | test loss | s / run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for cell, row in summary.items():
+        steps = "-" if row["steps_to_converge"] is None else f"{row['steps_to_converge']:.0f}"
+        lines.append(
+            f"| {cell} | {row['parameters']} | {_mean_std(row['accuracy'])} | "
+            f"{row['converged'] * row['runs']:.0f}/{row['runs']} | {steps} | "
+            f"{statistics.mean(row['test_loss']):.3g} | {row['seconds']:.0f} |"
+        )
+    result = {"table": "\n".join(lines), "summary": summary, "runs": runs, "config": asdict(base),
+              "cells": list(cells), "seeds": list(seeds)}
+    if folder and is_main_process():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "compare.md").write_text(result["table"] + "\n")
+        write_json(folder / "compare.json", result)
+        plot_histories({f"{r['cell']} s{r['seed']}": r["metrics"]["history"] for r in runs},
+                       folder / "compare.png", title=f"{base.task}: validation curves")
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Initialisation sensitivity
+# --------------------------------------------------------------------------------------
+
+
+def sensitivity(base: TrainConfig, cells: Sequence[str], init_scales: Sequence[float],
+                threshold_biases: Sequence[float], seeds: Sequence[int],
+                out_dir: Optional[str] = None) -> dict:
+    """Fraction of seeds that converge for each cell x input-weight scale x threshold bias.
+
+    Writes ``sensitivity.md``, ``sensitivity.json`` and ``sensitivity.png`` (one heat map
+    of the converged fraction per cell).
+    """
+    folder = Path(out_dir) if out_dir else None
+    grid = [(cell, scale, bias) for cell in cells for scale in init_scales for bias in threshold_biases]
+    configs = [replace(base, cell=cell, init_scale=scale, threshold_bias=bias, seed=seed, out_dir=None)
+               for cell, scale, bias in grid for seed in seeds]
+    metrics = run_sweep(configs)
+    per_seed = len(seeds)
+    rows = []
+    for index, (cell, scale, bias) in enumerate(grid):
+        group = _summary(metrics[index * per_seed : (index + 1) * per_seed])
+        rows.append({"cell": cell, "init_scale": scale, "threshold_bias": bias, **group})
+    lines = ["| cell | init scale | threshold bias | converged | test accuracy % (mean ± std) |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['cell']} | {r['init_scale']} | {r['threshold_bias']} | "
+              f"{r['converged'] * r['runs']:.0f}/{r['runs']} | {_mean_std(r['accuracy'])} |" for r in rows]
+    overall = {cell: statistics.mean(r["converged"] for r in rows if r["cell"] == cell) for cell in cells}
+    lines += ["", "| cell | converged over the whole grid |", "|---|---|"]
+    lines += [f"| {cell} | {100 * fraction:.0f}% |" for cell, fraction in overall.items()]
+    result = {"table": "\n".join(lines), "rows": rows, "overall": overall, "config": asdict(base)}
+    if folder and is_main_process():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "sensitivity.md").write_text(result["table"] + "\n")
+        write_json(folder / "sensitivity.json", result)
+        _plot_sensitivity(rows, cells, init_scales, threshold_biases, folder / "sensitivity.png")
+    return result
+
+
+def _plot_sensitivity(rows, cells, scales, biases, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.6), squeeze=False)
+    for axis, cell in zip(axes[0], cells):
+        grid = [[next(r["converged"] for r in rows if r["cell"] == cell and r["init_scale"] == s
+                      and r["threshold_bias"] == b) for b in biases] for s in scales]
+        image = axis.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower")
+        axis.set(title=f"{cell}: fraction converged", xlabel="threshold bias", ylabel="init scale",
+                 xticks=range(len(biases)), xticklabels=biases, yticks=range(len(scales)), yticklabels=scales)
+        for i, row in enumerate(grid):
+            for j, value in enumerate(row):
+                axis.text(j, i, f"{value:.2f}", ha="center", va="center", color="w" if value < 0.6 else "k")
+    figure.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+# --------------------------------------------------------------------------------------
+# Noise robustness
+# --------------------------------------------------------------------------------------
+
+
+def perturb_parameters(model: nn.Module, level: float, generator: torch.Generator) -> nn.Module:
+    """A copy of ``model`` with mismatch: every parameter ``theta * (1 + N(0, (level/3)^2))``
+    (``level`` 0.05 = 5%: three sigma of the spread)."""
+    perturbed = copy.deepcopy(model)
+    with torch.no_grad():
+        for parameter in perturbed.parameters():
+            noise = torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype)
+            parameter.mul_(1 + noise * (level / 3))
+    return perturbed
+
+
+def _state_drift(module: nn.Module, inputs: Tensor, noise: Tensor) -> Tensor:
+    """How per-step noise added to a cell's state shows in its outputs ``(T, B, H)``.
+
+    The noise enters the recurrence and is carried by it: ``n'_t = a_t n'_{t-1} + n_t`` with
+    the cell's own decay ``a_t`` (gates depend on the input only, so this is exact).
+    """
+    if isinstance(module, MemoryUnit):
+        decay = module.update(module.currents(inputs)).decay
+        return linear_scan(decay, noise)[0]
+    if isinstance(module, MinGRU):
+        gate = module.projection(inputs).chunk(2, dim=-1)[0]
+        return linear_scan(1 - torch.sigmoid(gate), noise)[0]
+    if isinstance(module, LRU):
+        carried = linear_scan(module.eigenvalues.expand(noise.shape), torch.complex(noise, torch.zeros_like(noise)))[0]
+        return (carried @ torch.complex(module.C_re, module.C_im).transpose(0, 1)).real
+    raise TypeError(f"state noise: not defined for {type(module).__name__} (memory units, LRU, minGRU)")
+
+
+def _cells(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, (MemoryUnit, MinGRU, LRU))]
+
+
+@torch.no_grad()
+def noisy_accuracy(model: nn.Module, task: Task, split: Split, generator: torch.Generator,
+                   input_noise: float = 0.0, state_noise: float = 0.0, batch_size: int = 64) -> float:
+    """Accuracy with Gaussian noise of std ``input_noise`` on the input features and
+    ``state_noise`` on every cell's state at every step (carried by the recurrence)."""
+    def add_state_noise(module, args, output):
+        outputs = output[0]
+        drift = _state_drift(module, args[0], state_noise * torch.randn(outputs.shape, generator=generator))
+        return (outputs + drift, *output[1:])
+
+    handles = [cell.register_forward_hook(add_state_noise) for cell in _cells(model)] if state_noise else []
+    try:
+        model.eval()
+        correct = total = 0
+        for chunk in torch.arange(len(split)).split(batch_size):
+            inputs, targets = task.batch(split, chunk)
+            if input_noise:
+                inputs = inputs + input_noise * torch.randn(inputs.shape, generator=generator)
+            hits, count = task.correct(model(inputs), targets)
+            correct, total = correct + hits, total + count
+    finally:
+        for handle in handles:
+            handle.remove()
+    return correct / max(total, 1)
+
+
+def robustness(checkpoints: Sequence[Checkpoint], levels: Iterable[float] = MISMATCH_LEVELS,
+               trials: int = 10, input_noise: Iterable[float] = (), state_noise: Iterable[float] = (),
+               samples: Optional[int] = None, seed: int = 0, out_dir: Optional[str] = None) -> dict:
+    """Accuracy under parameter mismatch, input noise and state noise, per cell.
+
+    Each checkpoint is scored on (the first ``samples`` rows of) its task's test split:
+    clean once, then ``trials`` draws per mismatch level and noise level. Checkpoints of
+    the same cell (several seeds) are pooled. Writes ``robustness.md``/``.json``/``.png``.
+    """
+    conditions = ([("clean", 0.0)] + [("mismatch", p) for p in levels]
+                  + [("input", s) for s in input_noise] + [("state", s) for s in state_noise])
+    scores: dict[str, dict[tuple, list[float]]] = {}
+    generator = torch.Generator().manual_seed(seed)
+    for checkpoint in checkpoints:
+        task = checkpoint.make_task()
+        split = task.test if samples is None else Split(task.test.inputs[:samples], task.test.targets[:samples])
+        cell = checkpoint.config["model"]["cell"]
+        table = scores.setdefault(cell, {condition: [] for condition in conditions})
+        for kind, amount in conditions:
+            for _ in range(1 if kind == "clean" else trials):
+                model = perturb_parameters(checkpoint.model, amount, generator) if kind == "mismatch" else checkpoint.model
+                table[(kind, amount)].append(noisy_accuracy(
+                    model, task, split, generator, input_noise=amount if kind == "input" else 0.0,
+                    state_noise=amount if kind == "state" else 0.0,
+                ))
+    header = ["cell", *(_condition_label(kind, amount) for kind, amount in conditions)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for cell, table in scores.items():
+        lines.append(f"| {cell} | " + " | ".join(_mean_std(table[c]) for c in conditions) + " |")
+    result = {
+        "table": "\n".join(lines), "conditions": [list(c) for c in conditions], "trials": trials,
+        "scores": {cell: {f"{k}:{a}": v for (k, a), v in table.items()} for cell, table in scores.items()},
+    }
+    if out_dir and is_main_process():
+        folder = Path(out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "robustness.md").write_text(result["table"] + "\n")
+        write_json(folder / "robustness.json", result)
+        _plot_robustness(scores, conditions, folder / "robustness.png")
+    return result
+
+
+def _condition_label(kind: str, amount: float) -> str:
+    if kind == "clean":
+        return "clean"
+    if kind == "mismatch":
+        return f"mismatch {100 * amount:g}%"
+    return f"{kind} noise σ={amount:g}"
+
+
+def _plot_robustness(scores: dict, conditions: list, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [kind for kind in ("mismatch", "input", "state") if any(k == kind for k, _ in conditions)]
+    figure, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.6), squeeze=False)
+    for axis, kind in zip(axes[0], kinds):
+        amounts = [0.0] + [a for k, a in conditions if k == kind]
+        for cell, table in scores.items():
+            values = [table[("clean", 0.0)]] + [table[(kind, a)] for a in amounts[1:]]
+            means = [statistics.mean(v) for v in values]
+            spreads = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+            axis.errorbar([100 * a if kind == "mismatch" else a for a in amounts], means, yerr=spreads,
+                          label=cell, marker="o", capsize=3)
+        axis.set(xlabel="mismatch p (%)" if kind == "mismatch" else f"{kind} noise std",
+                 ylabel="test accuracy", ylim=(0, 1.02), title=kind)
+    axes[0][0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+__all__ = ["compare", "noisy_accuracy", "perturb_parameters", "robustness", "run_sweep", "sensitivity"]

@@ -1,0 +1,325 @@
+"""Training: ``train(TrainConfig(...)) -> TrainResult``.
+
+Paper defaults: AdamW (0.9, 0.99), weight decay 1e-4, lr 1e-3 with cosine decay to 1%,
+gradient clipping 1.0, batch 64. A tenth of the training rows is held out for validation
+(learning curves, convergence, early stopping); the test split is scored once at the end.
+
+With ``out_dir``: ``model.safetensors`` (atomic, every ``checkpoint_every`` steps and at the
+end; :func:`cmru_neuro.checkpoint.load_checkpoint` reloads it), ``metrics.json`` and
+``curves.png``.
+
+Data parallel: under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) the model is
+wrapped in DistributedDataParallel (gloo on CPU); every rank draws the same global batch and
+trains on its 1/N slice, evaluation is summed over ranks, rank 0 writes the files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .checkpoint import save_checkpoint
+from .models import CellChoice, ModelConfig, build_model, dataclass_from_dict
+from .tasks import Split, Task, make_task
+
+CHECKPOINT_NAME = "model.safetensors"
+METRICS_NAME = "metrics.json"
+CURVES_NAME = "curves.png"
+
+
+@dataclass(kw_only=True)
+class TrainConfig(CellChoice):
+    """One training run: a task, a :class:`~cmru_neuro.models.CellChoice` and the optimiser.
+    ``readout=None``: the task's own readout.
+
+    stop_at: stop once validation accuracy reaches this (None: run all ``steps``).
+    target: accuracy that counts as converged (None: the task's ``solved_at``).
+    time_limit: wall-clock budget in seconds for the training loop (None: none).
+    """
+
+    task: str = "copy-first"
+    task_options: dict = field(default_factory=dict)
+    readout: Optional[str] = None
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    final_lr_fraction: float = 0.01
+    weight_decay: float = 1e-4
+    betas: tuple = (0.9, 0.99)
+    clip: float = 1.0
+    eval_every: int = 100
+    checkpoint_every: int = 100
+    stop_at: Optional[float] = None
+    target: Optional[float] = None
+    time_limit: Optional[float] = None
+    out_dir: Optional[str] = None
+    progress: bool = True
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
+        if not 0 < self.final_lr_fraction <= 1:
+            raise ValueError(f"final_lr_fraction: expected a number in (0, 1], got {self.final_lr_fraction!r}")
+        self.betas = tuple(self.betas)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Build from a dict; unknown keys are an error naming the valid ones."""
+        return dataclass_from_dict(cls, values, "train config")
+
+    def model_config(self, task: Task) -> ModelConfig:
+        """The model for ``task`` (its sizes; its readout unless ``readout`` is set)."""
+        values = {f.name: getattr(self, f.name) for f in fields(CellChoice)}
+        return ModelConfig(input_size=task.input_size, output_size=task.output_size,
+                           readout=self.readout or task.readout, **values)
+
+
+@dataclass
+class TrainResult:
+    """config: the run config saved with the checkpoint; metrics: see :func:`train`."""
+
+    config: dict
+    metrics: dict
+    model: nn.Module
+    checkpoint: Optional[Path] = None
+
+
+class _Ranks:
+    """This process's place in a torch.distributed job (rank 0 of 1 without one)."""
+
+    def __init__(self, data_parallel: Optional[bool]):
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.enabled = world > 1 if data_parallel is None else bool(data_parallel)
+        if self.enabled and world > 1 and not dist.is_initialized():
+            dist.init_process_group("gloo")
+        self.enabled = self.enabled and dist.is_initialized()
+        self.rank = dist.get_rank() if self.enabled else 0
+        self.world = dist.get_world_size() if self.enabled else 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def sum(self, values: list[float]) -> list[float]:
+        if not self.enabled:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def any(self, flag: bool) -> bool:
+        return self.sum([float(flag)])[0] > 0
+
+
+def holdout(split: Split, fraction: float = 0.1) -> tuple[Split, Split]:
+    """(train rows, validation rows): the last ``fraction`` of ``split`` (at least one row)."""
+    size = max(1, int(len(split) * fraction))
+    if size >= len(split):
+        raise ValueError(f"task: training split has {len(split)} rows, too few to hold out validation rows")
+    return (Split(split.inputs[:-size], split.targets[:-size]),
+            Split(split.inputs[-size:], split.targets[-size:]))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, task: Task, split: Split, batch_size: int = 64,
+             rank: int = 0, world: int = 1) -> dict:
+    """``{"loss", "accuracy", "count"}`` of ``model`` on ``split`` (this rank's rows only:
+    ``rank::world``; sum ``loss * count`` and correct counts over ranks yourself)."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, decisions, rows = 0.0, 0, 0, 0
+    indices = torch.arange(rank, len(split), world)
+    for chunk in indices.split(batch_size):
+        inputs, targets = task.batch(split, chunk)
+        outputs = model(inputs)
+        loss_sum += float(task.loss(outputs, targets)) * len(chunk)
+        hits, total = task.correct(outputs, targets)
+        correct, decisions, rows = correct + hits, decisions + total, rows + len(chunk)
+    model.train(was_training)
+    return {"loss": loss_sum / max(rows, 1), "accuracy": correct / max(decisions, 1), "count": rows,
+            "correct": correct, "decisions": decisions}
+
+
+def _evaluate_all(model, task, split, batch_size, ranks: _Ranks) -> dict:
+    part = evaluate(model, task, split, batch_size, ranks.rank, ranks.world)
+    loss_sum, rows, correct, decisions = ranks.sum(
+        [part["loss"] * part["count"], part["count"], part["correct"], part["decisions"]]
+    )
+    return {"loss": loss_sum / max(rows, 1), "accuracy": correct / max(decisions, 1)}
+
+
+def cosine_schedule(steps: int, final_fraction: float):
+    """lr factor at a step: cosine from 1 to ``final_fraction`` over ``steps``."""
+    def factor(step: int) -> float:
+        progress = min(step, steps) / steps
+        return final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
+
+
+def batch_indices(size: int, batch_size: int, seed: int):
+    """Endless row indices ``(batch_size,)``: a fresh permutation each epoch, seeded."""
+    rng = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(size, generator=rng)
+        for start in range(0, size - batch_size + 1 if size >= batch_size else 1, batch_size):
+            yield order[start : start + batch_size]
+
+
+def train(config: TrainConfig | dict, *, data_parallel: Optional[bool] = None) -> TrainResult:
+    """Train one model; see the module docstring.
+
+    ``data_parallel``: None = DDP when launched with several processes; False keeps this
+    process on its own (seed sweeps split across ranks).
+
+    metrics: ``test_accuracy``, ``test_loss``, ``val_accuracy``, ``val_loss``, ``steps``
+    (done), ``seconds``, ``converged`` (test accuracy >= target), ``steps_to_converge``
+    (first evaluation step with validation accuracy >= target, else None), ``diverged``
+    (non-finite loss), ``parameters``, ``history`` (per evaluation).
+    """
+    config = TrainConfig.from_dict(config) if isinstance(config, dict) else config
+    ranks = _Ranks(data_parallel)
+    if ranks.enabled:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // ranks.world))
+    task = make_task(config.task, **config.task_options)
+    model_config = config.model_config(task)
+    torch.manual_seed(config.seed)
+    model = build_model(model_config)
+    run_config = {
+        "model": model_config.to_dict(),
+        "task": {"name": config.task, "options": dict(config.task_options)},
+        "training": asdict(config),
+    }
+    network = nn.parallel.DistributedDataParallel(model) if ranks.enabled else model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas,
+                                  weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(config.steps, config.final_lr_fraction))
+    train_rows, val_rows = holdout(task.train)
+    target = config.target if config.target is not None else task.solved_at
+    out_dir = Path(config.out_dir) if config.out_dir and ranks.main else None
+    checkpoint = out_dir / CHECKPOINT_NAME if out_dir else None
+    history: list[dict] = []
+    metrics = {"parameters": sum(p.numel() for p in model.parameters()), "diverged": False,
+               "steps_to_converge": None, "target": target, "history": history}
+
+    def write(step: int, final: bool = False) -> None:
+        if out_dir is None:
+            return
+        metrics["steps"] = step
+        save_checkpoint(checkpoint, model, run_config, metrics)
+        write_json(out_dir / METRICS_NAME, {"config": run_config, "metrics": metrics})
+        if final:
+            plot_histories({f"{config.cell} seed {config.seed}": history}, out_dir / CURVES_NAME,
+                           title=f"{config.task}: {config.cell}")
+
+    per_rank = max(1, config.batch_size // ranks.world)
+    batches = batch_indices(len(train_rows), min(config.batch_size, len(train_rows)), config.seed)
+    started = time.perf_counter()
+    running, seen, step = 0.0, 0, 0
+    progress = _progress(config, ranks.main)
+    network.train()
+    for step in range(1, config.steps + 1):
+        index = next(batches)[ranks.rank :: ranks.world][:per_rank]
+        inputs, targets = task.batch(train_rows, index)
+        loss = task.loss(network(inputs), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        optimizer.step()
+        scheduler.step()
+        value = loss.item()
+        if ranks.any(not math.isfinite(value)):
+            metrics["diverged"] = True
+            break
+        running, seen = running + value, seen + 1
+        progress.update(1)
+        out_of_time = config.time_limit is not None and ranks.any(time.perf_counter() - started > config.time_limit)
+        if step % config.eval_every == 0 or step == config.steps or out_of_time:
+            val = _evaluate_all(model, task, val_rows, config.batch_size, ranks)
+            history.append({"step": step, "train_loss": running / max(seen, 1), "val_loss": val["loss"],
+                            "val_accuracy": val["accuracy"], "lr": scheduler.get_last_lr()[0],
+                            "seconds": time.perf_counter() - started})
+            running, seen = 0.0, 0
+            progress.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", val=f"{val['accuracy']:.3f}")
+            if target is not None and metrics["steps_to_converge"] is None and val["accuracy"] >= target:
+                metrics["steps_to_converge"] = step
+            if (config.stop_at is not None and val["accuracy"] >= config.stop_at) or out_of_time:
+                break
+        if step % config.checkpoint_every == 0:
+            write(step)
+    progress.close()
+    metrics["seconds"] = time.perf_counter() - started
+    if history:
+        metrics["val_accuracy"], metrics["val_loss"] = history[-1]["val_accuracy"], history[-1]["val_loss"]
+    test = _evaluate_all(model, task, task.test, config.batch_size, ranks)
+    metrics.update(test_accuracy=test["accuracy"], test_loss=test["loss"], steps=step)
+    metrics["converged"] = bool(target is not None and not metrics["diverged"] and test["accuracy"] >= target)
+    write(step, final=True)
+    return TrainResult(run_config, metrics, model, checkpoint)
+
+
+def _progress(config: TrainConfig, show: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.steps, desc=f"{config.task} {config.cell} s{config.seed}",
+                disable=not (config.progress and show), leave=False, dynamic_ncols=True)
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(data, indent=2, default=_jsonable))
+    os.replace(temporary, path)
+
+
+def _jsonable(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def plot_histories(histories: dict, path: Path, title: str = "") -> Path:
+    """Learning curves (validation loss and accuracy vs step) -> PNG. ``histories`` maps a
+    label to a history; labels sharing their first word (a cell name) share a colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
+    colours: dict[str, str] = {}
+    for label, history in histories.items():
+        group = label.split()[0] if label.split() else label
+        steps = [row["step"] for row in history]
+        style = {"color": colours.get(group), "label": None if group in colours else group,
+                 "marker": "o", "markersize": 3}
+        line, = loss_axis.plot(steps, [row["val_loss"] for row in history], **style)
+        colours.setdefault(group, line.get_color())
+        accuracy_axis.plot(steps, [row["val_accuracy"] for row in history], color=line.get_color(),
+                           marker="o", markersize=3)
+    loss_axis.set(xlabel="step", ylabel="validation loss", yscale="log")
+    accuracy_axis.set(xlabel="step", ylabel="validation accuracy", ylim=(0, 1.02))
+    loss_axis.legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+__all__ = ["TrainConfig", "TrainResult", "evaluate", "plot_histories", "train"]
