@@ -16,3 +16,29 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def fit_copy_first():
+    """Train a spiking pipeline with BPTT on a short copy-first task; returns test accuracy.
+
+    ``fit(parameters, logits, length=, batch=, iterations=)``: ``logits`` maps time-first
+    input ``(T, B, 2)`` (cue x2, 2 classes, noise 0.15) to ``(B, 2)``; Adam, lr 0.02.
+    """
+    from cmru_neuro.tasks import copy_first
+
+    def fit(parameters, logits, *, length: int, batch: int, iterations: int) -> float:
+        task = copy_first(length=length, classes=2, noise=0.15, train_size=batch * iterations, test_size=512)
+        optimizer = torch.optim.Adam(parameters, lr=0.02)
+        for index in range(iterations):
+            x, label = task.batch(task.train, slice(batch * index, batch * (index + 1)))
+            loss = task.loss(logits(2 * x), label)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            x, label = task.batch(task.test, slice(None))
+            correct, total = task.correct(logits(2 * x), label)
+        return correct / total
+
+    return fit

@@ -12,7 +12,6 @@ from torch import nn
 from cmru_neuro import layers
 from cmru_neuro import norse as cn
 from cmru_neuro import snntorch as cs
-from cmru_neuro.tasks import copy_first
 
 T, B, F_IN, H = 12, 3, 4, 5
 FAMILY = [
@@ -189,36 +188,16 @@ def test_state_from_another_layer_is_caught_in_a_stack():
 # -- the memory task of test_snntorch.py, as a Norse SequentialState pipeline --
 
 
-def train_pipeline(
-    middle: nn.Module, hidden: int = 16, steps: int = 50, iterations: int = 20
-) -> float:
-    """Linear -> middle -> Linear -> LI over copy-first (cue 2, noise 0.3); the last LI
-    voltage is the logit. Returns the test accuracy."""
-    task = copy_first(
-        length=steps, classes=2, noise=0.15, train_size=32 * iterations, test_size=512
-    )
+def train_pipeline(fit, middle: nn.Module, hidden: int = 16, steps: int = 50, iterations: int = 20) -> float:
+    """Linear -> middle -> Linear -> LI over copy-first; the last LI voltage is the logit."""
     net = nt.SequentialState(nn.Linear(2, hidden), middle, nn.Linear(hidden, 2), nt.LI())
-    optimizer = torch.optim.Adam(net.parameters(), lr=0.02)
-
-    def logits(inputs):
-        return 10 * net(2 * inputs)[0][-1]
-
-    for batch in range(iterations):
-        x, label = task.batch(task.train, slice(32 * batch, 32 * (batch + 1)))
-        loss = task.loss(logits(x), label)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        x, label = task.batch(task.test, slice(None))
-        correct, total = task.correct(logits(x), label)
-    return correct / total
+    return fit(net.parameters(), lambda x: 10 * net(x)[0][-1], length=steps, batch=32, iterations=iterations)
 
 
-def test_sequential_state_pipeline_with_cmru_remembers_where_lif_recurrent_forgets():
+def test_sequential_state_pipeline_with_cmru_remembers_where_lif_recurrent_forgets(fit_copy_first):
     torch.manual_seed(0)
-    cmru = train_pipeline(cn.CMRU(output_state=True))
+    cmru = train_pipeline(fit_copy_first, cn.CMRU(output_state=True))
     torch.manual_seed(0)
-    recurrent = train_pipeline(nt.LIFRecurrent(16, 16))
+    recurrent = train_pipeline(fit_copy_first, nt.LIFRecurrent(16, 16))
     assert cmru >= 0.95, cmru
     assert recurrent <= 0.65, recurrent

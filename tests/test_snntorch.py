@@ -13,7 +13,6 @@ from torch import nn
 from cmru_neuro import layers
 from cmru_neuro import snntorch as cs
 from cmru_neuro.reset import reset
-from cmru_neuro.tasks import copy_first
 
 T, B, F_IN, H = 12, 3, 4, 5
 FAMILY = [(layers.CMRU, cs.CMRU), (layers.BMRU, cs.BMRU), (layers.AlphaCMRU, cs.AlphaCMRU)]
@@ -265,45 +264,29 @@ def test_state_from_another_layer_is_caught():
 # -- a memory task: the class is a cue at t = 0, read out T steps later through noise --
 
 
-def train_pipeline(
-    middle: nn.Module, hidden: int = 16, steps: int = 60, iterations: int = 30
-) -> float:
-    """Linear -> middle -> Linear -> Leaky on copy-first (cue 2, noise 0.3), BPTT through a
-    time loop; returns the test accuracy."""
-    task = copy_first(
-        length=steps, classes=2, noise=0.15, train_size=64 * iterations, test_size=512
-    )
+def train_pipeline(fit, middle: nn.Module, hidden: int = 16, steps: int = 60, iterations: int = 30) -> float:
+    """Linear -> middle -> Linear -> Leaky on copy-first, BPTT through a time loop."""
     net = nn.Sequential(
         nn.Linear(2, hidden),
         middle,
         nn.Linear(hidden, 2),
         snn.Leaky(beta=0.5, init_hidden=True, output=True),
     )
-    optimizer = torch.optim.Adam(net.parameters(), lr=0.02)
 
     def logits(inputs):
         reset(net)
-        for x_t in 2 * inputs:
+        for x_t in inputs:
             _, mem = net(x_t)
         return mem
 
-    for batch in range(iterations):
-        x, label = task.batch(task.train, slice(64 * batch, 64 * (batch + 1)))
-        loss = task.loss(logits(x), label)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        x, label = task.batch(task.test, slice(None))
-        correct, total = task.correct(logits(x), label)
-    return correct / total
+    return fit(net.parameters(), logits, length=steps, batch=64, iterations=iterations)
 
 
-def test_pipeline_with_cmru_remembers_where_rleaky_forgets():
+def test_pipeline_with_cmru_remembers_where_rleaky_forgets(fit_copy_first):
     torch.manual_seed(0)
-    cmru = train_pipeline(cs.CMRU(init_hidden=True, output_state=True))
+    cmru = train_pipeline(fit_copy_first, cs.CMRU(init_hidden=True, output_state=True))
     torch.manual_seed(0)
-    rleaky = train_pipeline(snn.RLeaky(beta=0.9, linear_features=16, init_hidden=True))
+    rleaky = train_pipeline(fit_copy_first, snn.RLeaky(beta=0.9, linear_features=16, init_hidden=True))
     assert cmru >= 0.95, cmru
     assert rleaky <= 0.65, rleaky
 
