@@ -47,14 +47,14 @@ def run(args: argparse.Namespace) -> int:
     for label, cell, arch in (("CMRU", "cmru", "stack"), ("minGRU", "mingru", "block")):
         config = TrainConfig(task="copy-first", task_options=task_options, cell=cell, arch=arch,
                              hidden=settings["hidden"], steps=settings["steps"], lr=settings["lr"], seed=args.seed,
-                             eval_every=max(settings["steps"] // 20, 1), stop_at=1.0,
+                             eval_every=max(settings["steps"] // 40, 1), stop_at=1.0,
                              time_limit=settings["seconds"],
                              out_dir=str(out / cell))
         runs[label] = train(config)
         _say(f"    {label} ({arch}, hidden {settings['hidden']}): test accuracy "
              f"{100 * runs[label].metrics['test_accuracy']:.1f}% after {runs[label].metrics['steps']} steps")
     plot_histories({label: r.metrics["history"] for label, r in runs.items()}, out / "curves.png",
-                   title="copy-first-input: validation accuracy")
+                   title="copy-first-input: validation loss and accuracy")
 
     _say("2/3 energy per inference of the CMRU on every shipped hardware profile")
     cmru = runs["CMRU"]
