@@ -19,7 +19,7 @@ with warnings.catch_warnings():
     # deprecated: library noise on every import (and on the CLI's one-line errors).
     warnings.filterwarnings("ignore", message=".*torch.jit.script.* is deprecated", category=FutureWarning)
     try:  # registers the CMRU node with nir.read (NIR is the optional 'nir' extra)
-        from . import nir
+        from . import nir  # noqa: F401 (imported for its registration)
     except ImportError:  # pragma: no cover - without the extra
         pass
 

@@ -203,4 +203,5 @@ def test_round_trip_keeps_snntorch_output_flags(tmp_path):
     reset(net), reset(rebuilt)
     for x_t in torch.randn(6, 2, 3):
         (spk, mem), (spk_r, mem_r) = net(x_t), rebuilt(x_t)
+        torch.testing.assert_close(spk_r, spk)
         torch.testing.assert_close(mem_r, mem)
