@@ -104,8 +104,7 @@ class MemoryUnit(nn.Module):
         streams = self._streams()
         self.projection = nn.Linear(input_size, streams * hidden_size, bias=bias, **factory)
         self.alpha = nn.Parameter(torch.ones(hidden_size, **factory))
-        if self.threshold_mode == "fixed":
-            self.threshold = nn.Parameter(torch.full((hidden_size,), float(threshold_bias), **factory))
+        self._add_thresholds(threshold_bias)
         initial = torch.zeros(hidden_size, **factory)
         if learn_initial_state:
             self.initial_level = nn.Parameter(self._initial_level(initial))
@@ -120,6 +119,11 @@ class MemoryUnit(nn.Module):
     def _streams(self) -> int:
         """How many H-wide currents the projection produces."""
         return (2 if self.threshold_mode == "input" else 1) + int(self.input_step)
+
+    def _add_thresholds(self, threshold_bias: float) -> None:
+        """Learned per-unit thresholds, if any (``threshold="fixed"``: the half-width)."""
+        if self.threshold_mode == "fixed":
+            self.threshold = nn.Parameter(torch.full_like(self.alpha, float(threshold_bias)))
 
     def _initial_level(self, zeros: Tensor) -> Tensor:
         return torch.randint(0, 2, zeros.shape, device=zeros.device).to(zeros.dtype) * 2 - 1
@@ -284,7 +288,8 @@ class FirstQuadrantBMRU(MemoryUnit):
     def __init__(self, input_size: int, hidden_size: int, **kwargs):
         _reject(kwargs, "epsilon", "learn_epsilon", "threshold", "threshold_bias")
         super().__init__(input_size, hidden_size, epsilon=0.0, threshold="fixed", **kwargs)
-        del self.threshold
+
+    def _add_thresholds(self, threshold_bias: float) -> None:
         self.threshold_low = nn.Parameter(torch.full_like(self.alpha, 0.5))
         self.raw_width = nn.Parameter(torch.full_like(self.alpha, math.log(math.e ** 0.5 - 1.0)))
 
