@@ -143,10 +143,19 @@ def _gate_backward(
 
 
 class _Kernels:
-    """The gate's forward and backward; :func:`use_compiled_kernels` swaps in fused ones."""
+    """The gate's forward and backward (:func:`use_compiled_kernels` swaps in fused ones),
+    and whether :func:`hysteresis_scan` may use :mod:`cmru_neuro.kernels`."""
 
     forward = staticmethod(_gate_forward)
     backward = staticmethod(_gate_backward)
+    fused = os.environ.get("CMRU_NEURO_FUSED") != "0"
+
+
+def use_fused_kernels(enabled: bool = True) -> None:
+    """Let :func:`hysteresis_scan` (a memory-unit layer's parallel forward) run the fused CPU
+    kernels of :mod:`cmru_neuro.kernels` (the default), or only composed PyTorch ops.
+    The environment variable ``CMRU_NEURO_FUSED=0`` starts with them off."""
+    _Kernels.fused = bool(enabled)
 
 
 def use_compiled_kernels(enabled: bool = True) -> None:
@@ -355,6 +364,36 @@ def scan_parallel(
         h, _ = linear_scan(update.decay, step_size * update.events)
         return h + carry * h0, levels
     return step_size * levels + carry * h0, levels
+
+
+def hysteresis_scan(
+    currents: Tensor,
+    h0: Tensor,
+    step_size: Tensor,
+    epsilon: Epsilon = 1.0,
+    surrogate: Optional[Surrogate] = None,
+) -> Tensor:
+    """States ``(T, B, H)`` of a layer straight from its packed currents ``(T, B, 2H)``.
+
+    ``currents`` is ``[candidate | threshold]`` along the last axis, ``h0`` ``(B, H)``,
+    ``step_size`` per unit ``(H,)``, ``epsilon`` a float or per unit ``(H,)``. The same as
+    :func:`hysteresis_update` followed by :func:`scan_parallel`; on CPU with the arctan
+    surrogate both run fused in :mod:`cmru_neuro.kernels` (two passes over memory instead of
+    a dozen), elsewhere as composed PyTorch ops. :func:`use_fused_kernels` switches the fused
+    path off.
+    """
+    surrogate = surrogate or _DEFAULT_SURROGATE
+    if _Kernels.fused and isinstance(surrogate, ArctanSurrogate):
+        from . import kernels  # imports numba: only when first needed
+
+        if kernels.supports(currents):
+            hidden = step_size.shape[-1]
+            epsilon = torch.as_tensor(epsilon, dtype=currents.dtype).expand(hidden)
+            return kernels.HysteresisScan.apply(currents, h0, step_size, epsilon, surrogate.slope)
+    candidate, threshold = currents.chunk(2, dim=-1)
+    update = hysteresis_update(candidate, threshold, epsilon, surrogate)
+    cumulative = isinstance(epsilon, (int, float)) and epsilon == 1
+    return scan_parallel(update, h0, step_size, cumulative=cumulative)[0]
 
 
 def prefix_sum(x: Tensor, block: int = 32) -> Tensor:

@@ -160,6 +160,12 @@ class MemoryUnit(nn.Module):
         """True when the update is a pure running sum (epsilon exactly 1, not learned)."""
         return self._epsilon == 1.0
 
+    @property
+    def _packed(self) -> bool:
+        """True when the projection is ``[candidate | threshold]`` and the step the per-unit
+        alpha: the case :func:`cmru_neuro.functional.hysteresis_scan` covers."""
+        return self.threshold_mode == "input" and not self.input_step
+
     # -- the data path -----------------------------------------------------------------
 
     def currents(self, x: Tensor) -> Currents:
@@ -199,6 +205,17 @@ class MemoryUnit(nn.Module):
         h0 = self.initial_state(batch) if h0 is None else check_state(
             h0, "h0", batch, self.hidden_size, batched
         )
+        if mode == "parallel" and not return_trace and self._packed:
+            h = F.hysteresis_scan(self.projection(x), h0, self.alpha, self.epsilon, self.surrogate)
+        else:
+            h, trace = self._scan(x, h0, mode)
+        outputs, h_last = self._layout(h, batched), h[-1] if batched else h[-1].squeeze(0)
+        if return_trace:
+            return outputs, h_last, MemoryTrace(*(self._layout(t, batched) for t in trace))
+        return outputs, h_last
+
+    def _scan(self, x: Tensor, h0: Tensor, mode: str) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+        """States ``(T, B, H)`` and the trace's ``(gates, events, levels)``, time-first."""
         currents = self.currents(x)
         update = self.update(currents)
         step_size = self._step_size(currents)
@@ -206,14 +223,7 @@ class MemoryUnit(nn.Module):
             h, levels = F.scan_parallel(update, h0, step_size, cumulative=self.cumulative)
         else:
             h, levels = F.scan_sequential(update, h0, step_size)
-        h_last = h[-1]
-        outputs = self._layout(h, batched)
-        if not batched:
-            h_last = h_last.squeeze(0)
-        if return_trace:
-            trace = MemoryTrace(*(self._layout(t, batched) for t in (update.gate, update.events, levels)))
-            return outputs, h_last, trace
-        return outputs, h_last
+        return h, (update.gate, update.events, levels)
 
     def _layout(self, seq: Tensor, batched: bool) -> Tensor:
         if not batched:
