@@ -368,32 +368,43 @@ def scan_parallel(
 
 def hysteresis_scan(
     currents: Tensor,
+    threshold: Optional[Tensor],
     h0: Tensor,
     step_size: Tensor,
     epsilon: Epsilon = 1.0,
     surrogate: Optional[Surrogate] = None,
-) -> Tensor:
-    """States ``(T, B, H)`` of a layer straight from its packed currents ``(T, B, 2H)``.
+    return_events: bool = False,
+):
+    """States ``(T, B, H)`` of a layer straight from its projected currents.
 
-    ``currents`` is ``[candidate | threshold]`` along the last axis, ``h0`` ``(B, H)``,
-    ``step_size`` per unit ``(H,)``, ``epsilon`` a float or per unit ``(H,)``. The same as
-    :func:`hysteresis_update` followed by :func:`scan_parallel`; on CPU with the arctan
-    surrogate both run fused in :mod:`cmru_neuro.kernels` (two passes over memory instead of
-    a dozen), elsewhere as composed PyTorch ops. :func:`use_fused_kernels` switches the fused
-    path off.
+    ``threshold`` None: ``currents`` ``(T, B, 2H)`` are ``[candidate | threshold]`` (threshold
+    from the input); else ``currents`` are the candidates ``(T, B, H)`` and ``threshold`` a
+    per-unit ``(H,)`` (or scalar) half-width. ``h0`` ``(B, H)``; ``step_size`` and ``epsilon``
+    per unit ``(H,)`` or scalars. Returns ``h``, or ``(h, events)`` with ``return_events``.
+    The same as :func:`hysteresis_update` followed by :func:`scan_parallel`; on CPU with the
+    arctan surrogate both run fused in :mod:`cmru_neuro.kernels` (two passes over memory
+    instead of a dozen), elsewhere as composed PyTorch ops. :func:`use_fused_kernels`
+    switches the fused path off.
     """
     surrogate = surrogate or _DEFAULT_SURROGATE
     if _Kernels.fused and isinstance(surrogate, ArctanSurrogate):
         from . import kernels  # imports numba: only when first needed
 
         if kernels.supports(currents):
-            hidden = step_size.shape[-1]
-            epsilon = torch.as_tensor(epsilon, dtype=currents.dtype).expand(hidden)
-            return kernels.HysteresisScan.apply(currents, h0, step_size, epsilon, surrogate.slope)
-    candidate, threshold = currents.chunk(2, dim=-1)
+            hidden, dtype = h0.shape[-1], currents.dtype
+
+            def per_unit(value) -> Tensor:  # (H,) in the currents' dtype, differentiable
+                return torch.as_tensor(value, dtype=dtype).expand(hidden)
+
+            return kernels.HysteresisScan.apply(
+                currents, None if threshold is None else per_unit(threshold), h0.to(dtype),
+                per_unit(step_size), per_unit(epsilon), surrogate.slope, return_events,
+            )
+    candidate, threshold, _ = split_currents(currents, threshold, step_from_input=False)
     update = hysteresis_update(candidate, threshold, epsilon, surrogate)
     cumulative = isinstance(epsilon, (int, float)) and epsilon == 1
-    return scan_parallel(update, h0, step_size, cumulative=cumulative)[0]
+    h = scan_parallel(update, h0, step_size, cumulative=cumulative)[0]
+    return (h, update.events) if return_events else h
 
 
 def prefix_sum(x: Tensor, block: int = 32) -> Tensor:

@@ -5,13 +5,14 @@ A mirror of :func:`cmru_neuro.functional.hysteresis_update` (arctan surrogate) f
 epsilon (CMRU, BMRU, scheduled or learned epsilon): one pass over time, vectorized across
 batch and units, with the gate computed on the fly. Forward reads the projected currents
 once and writes the states; backward reads currents, states and output gradients once and
-writes the currents' gradients. The composed PyTorch path does a dozen passes (more for the
-associative scan) for the same work.
+writes the currents' gradients. Events (the snnTorch neurons' spikes) are written on
+request, and their gradients taken, in the same passes. The composed PyTorch path does a
+dozen passes (more for the associative scan) for the same work.
 
 The state is kept as in :func:`~cmru_neuro.functional.scan_parallel`:
 ``h_t = alpha L_t + A_t h_0`` with the level ``L_t = a_t L_{t-1} + e_t`` and the carry
-``A_t = a_t A_{t-1}``, so levels stay exact integers for epsilon in {0, 1} and the states
-equal the composed path's bit for bit there (to float rounding otherwise;
+``A_t = a_t A_{t-1}``, so levels and events are exact for epsilon in {0, 1} and the
+states equal the composed path's to one rounding there (to float rounding otherwise;
 ``tests/test_kernels.py``). :func:`cmru_neuro.functional.hysteresis_scan` picks this path
 for CPU float tensors and the PyTorch composition everywhere else.
 
@@ -36,59 +37,91 @@ _JIT = {"cache": True, "error_model": "numpy", "nogil": True}
 
 
 @numba.njit(**_JIT)
-def _forward(currents, h0, alpha, epsilon, h):  # pragma: no cover - compiled (covered via the dispatch)
-    """z = 1[|c| >= |beta|], e = z sign(c), a = 1 - z (1 - epsilon); h as in the module docstring."""
-    steps, batch, width = currents.shape
-    hidden = width // 2
+def _forward(
+    currents, threshold, packed, h0, alpha, epsilon, h, events, record
+):  # pragma: no cover
+    """z = 1[|c| >= |beta|], e = z sign(c), a = 1 - z (1 - epsilon); h as in the module
+    docstring. beta is the second half of ``currents`` when ``packed``, else ``threshold``
+    (H,). ``events`` receives e when ``record`` (else it is not touched)."""
+    steps, batch, hidden = h.shape
     level = np.zeros((batch, hidden), currents.dtype)
     carry = np.ones((batch, hidden), currents.dtype)
     for t in range(steps):
         for b in range(batch):
             for j in range(hidden):
                 candidate = currents[t, b, j]
-                gate = ONE if abs(candidate) >= abs(currents[t, b, hidden + j]) else ZERO
+                bound = currents[t, b, hidden + j] if packed else threshold[j]
+                gate = ONE if abs(candidate) >= abs(bound) else ZERO
+                event = gate if candidate >= ZERO else -gate
                 decay = ONE - gate * (ONE - epsilon[j])
-                level[b, j] = decay * level[b, j] + (gate if candidate >= ZERO else -gate)
+                level[b, j] = decay * level[b, j] + event
                 carry[b, j] *= decay
+                if record:
+                    events[t, b, j] = event
             for j in range(hidden):
                 h[t, b, j] = alpha[j] * level[b, j] + carry[b, j] * h0[b, j]
 
 
 @numba.njit(**_JIT)
 def _backward(
-    currents, h0, alpha, epsilon, h, grad_h, slope, pi_slope, grad_currents, grad_h0, grad_alpha, grad_epsilon
+    currents,
+    threshold,
+    packed,
+    h0,
+    alpha,
+    epsilon,
+    h,
+    grad_h,
+    grad_events,
+    direct,
+    slope,
+    pi_slope,
+    grad_currents,
+    grad_threshold,
+    grad_h0,
+    grad_alpha,
+    grad_epsilon,
 ):  # pragma: no cover - compiled
     """Surrogate gradients of :func:`_forward`.
 
-    ``grad_h0``, ``grad_alpha`` and ``grad_epsilon`` (each (B, H), summed over B by the
-    caller for the last two) come in zeroed. ``G_t = dL/dh_t + a_{t+1} G_{t+1}`` runs
-    backwards in ``grad_h0`` and ends as dL/dh0 = a_0 G_0. Per step: dL/de_t = alpha G_t,
-    dL/da_t = G_t h_{t-1}, dL/dalpha += e_t G_t, dL/depsilon += z_t G_t h_{t-1}.
+    ``grad_events`` (dL/de from outside, read only when ``direct``). ``grad_threshold``
+    (unless ``packed``), ``grad_h0``, ``grad_alpha`` and ``grad_epsilon`` (each (B, H),
+    summed over B by the caller but for dL/dh0) come in zeroed. ``G_t = dL/dh_t + a_{t+1}
+    G_{t+1}`` runs backwards in ``grad_h0`` and ends as dL/dh0 = a_0 G_0. Per step:
+    dL/de_t = alpha G_t (+ the direct part), dL/da_t = G_t h_{t-1}, dL/dalpha += e_t G_t,
+    dL/depsilon += z_t G_t h_{t-1}.
     """
-    steps, batch, width = currents.shape
-    hidden = width // 2
+    steps, batch, hidden = h.shape
     for t in range(steps - 1, -1, -1):
         previous = h[t - 1] if t > 0 else h0
         for b in range(batch):
             for j in range(hidden):
                 total = grad_h0[b, j] + grad_h[t, b, j]
                 candidate = currents[t, b, j]
-                threshold = currents[t, b, hidden + j]
+                bound = currents[t, b, hidden + j] if packed else threshold[j]
                 direction = ONE if candidate >= ZERO else -ONE
-                margin = abs(candidate) - abs(threshold)
+                margin = abs(candidate) - abs(bound)
                 gate = ONE if margin >= ZERO else ZERO
                 hold = ONE - epsilon[j]
-                grad_events = alpha[j] * total
+                grad_event = alpha[j] * total
+                if direct:
+                    grad_event += grad_events[t, b, j]
                 grad_decay = total * previous[b, j]
                 grad_alpha[b, j] += gate * direction * total
                 grad_epsilon[b, j] += gate * grad_decay
                 bend = pi_slope * margin
-                grad_gate = (grad_events * direction - hold * grad_decay) * (slope / (ONE + bend * bend))
-                bend = pi_slope * candidate
-                grad_currents[t, b, j] = grad_gate * direction + TWO * grad_events * gate * (
+                grad_gate = (grad_event * direction - hold * grad_decay) * (
                     slope / (ONE + bend * bend)
                 )
-                grad_currents[t, b, hidden + j] = -grad_gate if threshold >= ZERO else grad_gate
+                bend = pi_slope * candidate
+                grad_currents[t, b, j] = grad_gate * direction + TWO * grad_event * gate * (
+                    slope / (ONE + bend * bend)
+                )
+                grad_bound = -grad_gate if bound >= ZERO else grad_gate
+                if packed:
+                    grad_currents[t, b, hidden + j] = grad_bound
+                else:
+                    grad_threshold[b, j] += grad_bound
                 grad_h0[b, j] = (ONE - gate * hold) * total
 
 
@@ -98,28 +131,69 @@ def supports(currents: Tensor) -> bool:
 
 
 class HysteresisScan(torch.autograd.Function):
-    """``(currents, h0, alpha, epsilon, slope) -> h`` ``(T, B, H)``; see the module docstring."""
+    """``(currents, threshold, h0, alpha, epsilon, slope, record_events) -> h`` ``(T, B, H)``,
+    or ``(h, events)`` with ``record_events``. ``threshold`` None: ``currents`` are packed
+    ``(T, B, 2H)``; else ``currents`` are the candidates ``(T, B, H)`` and ``threshold`` is
+    per unit ``(H,)``. See the module docstring."""
 
     @staticmethod
-    def forward(ctx, currents: Tensor, h0: Tensor, alpha: Tensor, epsilon: Tensor, slope: float) -> Tensor:
-        currents, h0, alpha, epsilon = (v.detach().contiguous() for v in (currents, h0, alpha, epsilon))
-        steps, batch, width = currents.shape
-        h = currents.new_empty(steps, batch, width // 2)
-        _forward(currents.numpy(), h0.numpy(), alpha.numpy(), epsilon.numpy(), h.numpy())
-        ctx.save_for_backward(currents, h0, alpha, epsilon, h)
-        ctx.slope = slope
-        return h
+    def forward(
+        ctx, currents, threshold, h0, alpha, epsilon, slope: float, record_events: bool = False
+    ):
+        packed = threshold is None
+        currents, h0, alpha, epsilon = (
+            v.detach().contiguous() for v in (currents, h0, alpha, epsilon)
+        )
+        threshold = alpha if packed else threshold.detach().contiguous()  # alpha: a placeholder
+        h = currents.new_empty(*currents.shape[:2], alpha.shape[0])
+        events = torch.empty_like(h) if record_events else h
+        _forward(
+            currents.numpy(),
+            threshold.numpy(),
+            packed,
+            *(v.numpy() for v in (h0, alpha, epsilon, h, events)),
+            record_events,
+        )
+        ctx.save_for_backward(currents, threshold, h0, alpha, epsilon, h)
+        ctx.packed, ctx.slope = packed, slope
+        ctx.set_materialize_grads(False)  # no zero-filled gradient for an unused output
+        return (h, events) if record_events else h
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_h: Tensor):
-        currents, h0, alpha, epsilon, h = ctx.saved_tensors
+    def backward(ctx, grad_h, grad_events=None):
+        currents, threshold, h0, alpha, epsilon, h = ctx.saved_tensors
+        states_used = (
+            grad_h is not None
+        )  # else only events reach the loss: no gradient for h0, alpha, epsilon
+        grad_h = grad_h.contiguous() if states_used else torch.zeros_like(h)
+        direct = grad_events is not None
+        grad_events = grad_events.contiguous() if direct else grad_h
         grad_currents = torch.empty_like(currents)
-        grad_h0, grad_alpha, grad_epsilon = (torch.zeros_like(h0) for _ in range(3))
+        grad_threshold, grad_h0, grad_alpha, grad_epsilon = (torch.zeros_like(h0) for _ in range(4))
         scalar = currents.numpy().dtype.type
         _backward(
-            *(v.numpy() for v in (currents, h0, alpha, epsilon, h, grad_h.contiguous())),
-            scalar(ctx.slope), scalar(math.pi * ctx.slope),
-            *(v.numpy() for v in (grad_currents, grad_h0, grad_alpha, grad_epsilon)),
+            currents.numpy(),
+            threshold.numpy(),
+            ctx.packed,
+            *(v.numpy() for v in (h0, alpha, epsilon, h, grad_h, grad_events)),
+            direct,
+            scalar(ctx.slope),
+            scalar(math.pi * ctx.slope),
+            *(
+                v.numpy()
+                for v in (grad_currents, grad_threshold, grad_h0, grad_alpha, grad_epsilon)
+            ),
         )
-        return grad_currents, grad_h0, grad_alpha.sum(0), grad_epsilon.sum(0), None
+        grad_threshold = None if ctx.packed else grad_threshold.sum(0)
+        if not states_used:
+            return grad_currents, grad_threshold, None, None, None, None, None
+        return (
+            grad_currents,
+            grad_threshold,
+            grad_h0,
+            grad_alpha.sum(0),
+            grad_epsilon.sum(0),
+            None,
+            None,
+        )

@@ -161,17 +161,22 @@ class MemoryUnit(nn.Module):
         return self._epsilon == 1.0
 
     @property
-    def _packed(self) -> bool:
-        """True when the projection is ``[candidate | threshold]`` and the step the per-unit
-        alpha: the case :func:`cmru_neuro.functional.hysteresis_scan` covers."""
-        return self.threshold_mode == "input" and not self.input_step
+    def _hysteresis(self) -> bool:
+        """True when the update is :func:`~cmru_neuro.functional.hysteresis_update` with the
+        per-unit alpha: what :func:`~cmru_neuro.functional.hysteresis_scan` covers."""
+        return not self.input_step and type(self).update is MemoryUnit.update
+
+    @property
+    def _fixed_threshold(self) -> Optional[Tensor]:
+        """The per-unit threshold, or None when it comes from the input."""
+        return None if self.threshold_mode == "input" else self.threshold
 
     # -- the data path -----------------------------------------------------------------
 
     def currents(self, x: Tensor) -> Currents:
         """Project input ``(..., F)`` to the unit's currents ``(..., H)``."""
-        fixed = None if self.threshold_mode == "input" else self.threshold
-        return Currents(*F.split_currents(self.projection(x), fixed, self.input_step))
+        currents = self.projection(x)
+        return Currents(*F.split_currents(currents, self._fixed_threshold, self.input_step))
 
     def update(self, currents: Currents) -> F.Update:
         """Gate, events and decay from the currents."""
@@ -205,8 +210,11 @@ class MemoryUnit(nn.Module):
         h0 = self.initial_state(batch) if h0 is None else check_state(
             h0, "h0", batch, self.hidden_size, batched
         )
-        if mode == "parallel" and not return_trace and self._packed:
-            h = F.hysteresis_scan(self.projection(x), h0, self.alpha, self.epsilon, self.surrogate)
+        if mode == "parallel" and not return_trace and self._hysteresis:
+            h = F.hysteresis_scan(
+                self.projection(x), self._fixed_threshold, h0, self.alpha, self.epsilon,
+                self.surrogate,
+            )
         else:
             h, trace = self._scan(x, h0, mode)
         outputs, h_last = self._layout(h, batched), h[-1] if batched else h[-1].squeeze(0)

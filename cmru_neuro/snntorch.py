@@ -133,27 +133,49 @@ class MemoryNeuron(snntorch.SpikingNeuron):
                 )
         else:
             self.mem = _check_mem(mem, state_shape)
-        candidate, threshold, step_size = F.split_currents(
-            input_, None if self.threshold_from_input else self.threshold, self.step_from_input
-        )
-        update = F.hysteresis_update(candidate, threshold, self.epsilon, self.spike_grad)
-        if step_size is None:
-            step_size = self.alpha
         if self.sequence:
-            h = self._scan(update, step_size)
+            h, events = self._scan(input_)
             self.mem = h[-1]
         else:
+            update, step_size = self._update(input_)
             h = F.advance(update, self.mem, step_size)
             h = self.mem = self.state_quant(h) if self.state_quant else h
-        spk = h if self.output_state else update.events * self.graded_spikes_factor
+            events = update.events
+        spk = h if self.output_state else events * self.graded_spikes_factor
         if self.init_hidden and not self.output:
             return spk
         return spk, h
 
-    def _scan(self, update: F.Update, step_size: Tensor) -> Tensor:
+    @property
+    def _fixed_threshold(self) -> Tensor | None:
+        """The threshold parameter, or None when it comes from the input."""
+        return None if self.threshold_from_input else self.threshold
+
+    def _update(self, input_: Tensor) -> tuple[F.Update, Tensor]:
+        """Gate, events and decay of the input's currents, and the step size."""
+        candidate, threshold, step_size = F.split_currents(
+            input_, self._fixed_threshold, self.step_from_input
+        )
+        update = F.hysteresis_update(candidate, threshold, self.epsilon, self.spike_grad)
+        return update, self.alpha if step_size is None else step_size
+
+    def _scan(self, input_: Tensor) -> tuple[Tensor, Tensor]:
+        """A sequence ``(T, B, ..., k H)`` -> states and events, each ``(T, B, ..., H)``."""
+        if self.mode == "parallel" and not self.step_from_input:
+            steps, width, hidden = input_.shape[0], input_.shape[-1], self.mem.shape[-1]
+            h, events = F.hysteresis_scan(
+                input_.reshape(steps, -1, width), self._fixed_threshold,
+                self.mem.reshape(-1, hidden), self.alpha, self.epsilon, self.spike_grad,
+                return_events=True,
+            )
+            shape = (steps, *self.mem.shape)
+            return h.view(shape), events.view(shape)
+        update, step_size = self._update(input_)
         if self.mode == "sequential":
-            return F.scan_sequential(update, self.mem, step_size)[0]
-        return F.scan_parallel(update, self.mem, step_size, cumulative=self.epsilon == 1)[0]
+            h = F.scan_sequential(update, self.mem, step_size)[0]
+        else:  # alpha-CMRU: a step size per time step
+            h = F.scan_parallel(update, self.mem, step_size, cumulative=self.epsilon == 1)[0]
+        return h, update.events
 
     def _check_input(self, input_) -> torch.Size:
         """Validate ``input_`` and return the shape of one step's state."""
