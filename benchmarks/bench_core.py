@@ -10,7 +10,7 @@ MinGRU. Peak memory of one CMRU training step at T = 16384, B = 8, H = 64 under 
 
     python benchmarks/bench_core.py            # full table (a few minutes)
     python benchmarks/bench_core.py --quick    # smoke run
-    python benchmarks/bench_core.py --lengths 1024 --threads 2   # the targets only
+    python benchmarks/bench_core.py --lengths 1024             # the targets only (add --threads 2)
 """
 
 from __future__ import annotations
@@ -121,11 +121,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script runs")
     parser.add_argument("--json", help="also write the rows to this JSON file")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="torch threads (default 1: fair on a shared machine, and the fused kernels are "
+        "single-threaded while the floor's matrix product is not)",
+    )
     parser.add_argument("--lengths", type=int, nargs="+", help="sequence lengths (default: 256 1024 4096)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     if args.quick:
         lengths, batch, hidden, repeats, memory_shape = (64,), 4, 8, 2, (256, 2, 8)
     else:

@@ -396,9 +396,11 @@ def hysteresis_scan(
             def per_unit(value) -> Tensor:  # (H,) in the currents' dtype, differentiable
                 return torch.as_tensor(value, dtype=dtype).expand(hidden)
 
+            if threshold is not None:  # pack [candidate | threshold] (autograd sums its gradient)
+                currents = torch.cat([currents, per_unit(threshold).expand_as(currents)], dim=-1)
             return kernels.HysteresisScan.apply(
-                currents, None if threshold is None else per_unit(threshold), h0.to(dtype),
-                per_unit(step_size), per_unit(epsilon), surrogate.slope, return_events,
+                currents, h0.to(dtype), per_unit(step_size), per_unit(epsilon), surrogate.slope,
+                return_events,
             )
     candidate, threshold, _ = split_currents(currents, threshold, step_from_input=False)
     update = hysteresis_update(candidate, threshold, epsilon, surrogate)

@@ -37,12 +37,9 @@ _JIT = {"cache": True, "error_model": "numpy", "nogil": True}
 
 
 @numba.njit(**_JIT)
-def _forward(
-    currents, threshold, packed, h0, alpha, epsilon, h, events, record
-):  # pragma: no cover
+def _forward(currents, h0, alpha, epsilon, h, events, record):  # pragma: no cover - compiled
     """z = 1[|c| >= |beta|], e = z sign(c), a = 1 - z (1 - epsilon); h as in the module
-    docstring. beta is the second half of ``currents`` when ``packed``, else ``threshold``
-    (H,). ``events`` receives e when ``record`` (else it is not touched)."""
+    docstring. ``events`` receives e when ``record`` (else it is not touched)."""
     steps, batch, hidden = h.shape
     level = np.zeros((batch, hidden), currents.dtype)
     carry = np.ones((batch, hidden), currents.dtype)
@@ -50,8 +47,7 @@ def _forward(
         for b in range(batch):
             for j in range(hidden):
                 candidate = currents[t, b, j]
-                bound = currents[t, b, hidden + j] if packed else threshold[j]
-                gate = ONE if abs(candidate) >= abs(bound) else ZERO
+                gate = ONE if abs(candidate) >= abs(currents[t, b, hidden + j]) else ZERO
                 event = gate if candidate >= ZERO else -gate
                 decay = ONE - gate * (ONE - epsilon[j])
                 level[b, j] = decay * level[b, j] + event
@@ -65,8 +61,6 @@ def _forward(
 @numba.njit(**_JIT)
 def _backward(
     currents,
-    threshold,
-    packed,
     h0,
     alpha,
     epsilon,
@@ -74,41 +68,41 @@ def _backward(
     grad_h,
     grad_events,
     direct,
+    decays,
     slope,
     pi_slope,
     grad_currents,
-    grad_threshold,
     grad_h0,
-    grad_alpha,
-    grad_epsilon,
+    grad_sums,
 ):  # pragma: no cover - compiled
     """Surrogate gradients of :func:`_forward`.
 
-    ``grad_events`` (dL/de from outside, read only when ``direct``). ``grad_threshold``
-    (unless ``packed``), ``grad_h0``, ``grad_alpha`` and ``grad_epsilon`` (each (B, H),
-    summed over B by the caller but for dL/dh0) come in zeroed. ``G_t = dL/dh_t + a_{t+1}
-    G_{t+1}`` runs backwards in ``grad_h0`` and ends as dL/dh0 = a_0 G_0. Per step:
-    dL/de_t = alpha G_t (+ the direct part), dL/da_t = G_t h_{t-1}, dL/dalpha += e_t G_t,
-    dL/depsilon += z_t G_t h_{t-1}.
+    ``grad_events`` is dL/de from outside, read only when ``direct``. ``grad_h0`` (B, H) and
+    ``grad_sums`` (B, 2H): ``[dL/dalpha | dL/depsilon]`` per batch row, summed over B by the
+    caller) come in zeroed. ``G_t = dL/dh_t + a_{t+1} G_{t+1}`` runs backwards in
+    ``grad_h0`` and ends as dL/dh0 = a_0 G_0. Per step: dL/de_t = alpha G_t (+ the direct
+    part), dL/da_t = G_t h_{t-1}, dL/dalpha += e_t G_t, dL/depsilon += z_t G_t h_{t-1}.
+    Without ``decays`` (every epsilon 1 and no dL/depsilon wanted) h_{t-1} is not read:
+    dL/da_t is then never used, and dL/depsilon comes out meaningless.
     """
     steps, batch, hidden = h.shape
     for t in range(steps - 1, -1, -1):
-        previous = h[t - 1] if t > 0 else h0
+        previous = h[t - 1] if t > 0 and decays else h0
         for b in range(batch):
             for j in range(hidden):
                 total = grad_h0[b, j] + grad_h[t, b, j]
                 candidate = currents[t, b, j]
-                bound = currents[t, b, hidden + j] if packed else threshold[j]
+                threshold = currents[t, b, hidden + j]
                 direction = ONE if candidate >= ZERO else -ONE
-                margin = abs(candidate) - abs(bound)
+                margin = abs(candidate) - abs(threshold)
                 gate = ONE if margin >= ZERO else ZERO
                 hold = ONE - epsilon[j]
                 grad_event = alpha[j] * total
                 if direct:
                     grad_event += grad_events[t, b, j]
                 grad_decay = total * previous[b, j]
-                grad_alpha[b, j] += gate * direction * total
-                grad_epsilon[b, j] += gate * grad_decay
+                grad_sums[b, j] += gate * direction * total
+                grad_sums[b, hidden + j] += gate * grad_decay
                 bend = pi_slope * margin
                 grad_gate = (grad_event * direction - hold * grad_decay) * (
                     slope / (ONE + bend * bend)
@@ -117,11 +111,7 @@ def _backward(
                 grad_currents[t, b, j] = grad_gate * direction + TWO * grad_event * gate * (
                     slope / (ONE + bend * bend)
                 )
-                grad_bound = -grad_gate if bound >= ZERO else grad_gate
-                if packed:
-                    grad_currents[t, b, hidden + j] = grad_bound
-                else:
-                    grad_threshold[b, j] += grad_bound
+                grad_currents[t, b, hidden + j] = -grad_gate if threshold >= ZERO else grad_gate
                 grad_h0[b, j] = (ONE - gate * hold) * total
 
 
@@ -131,69 +121,41 @@ def supports(currents: Tensor) -> bool:
 
 
 class HysteresisScan(torch.autograd.Function):
-    """``(currents, threshold, h0, alpha, epsilon, slope, record_events) -> h`` ``(T, B, H)``,
-    or ``(h, events)`` with ``record_events``. ``threshold`` None: ``currents`` are packed
-    ``(T, B, 2H)``; else ``currents`` are the candidates ``(T, B, H)`` and ``threshold`` is
-    per unit ``(H,)``. See the module docstring."""
+    """``(currents, h0, alpha, epsilon, slope, record_events) -> h`` ``(T, B, H)``, or
+    ``(h, events)`` with ``record_events``; see the module docstring."""
 
     @staticmethod
-    def forward(
-        ctx, currents, threshold, h0, alpha, epsilon, slope: float, record_events: bool = False
-    ):
-        packed = threshold is None
-        currents, h0, alpha, epsilon = (
-            v.detach().contiguous() for v in (currents, h0, alpha, epsilon)
-        )
-        threshold = alpha if packed else threshold.detach().contiguous()  # alpha: a placeholder
-        h = currents.new_empty(*currents.shape[:2], alpha.shape[0])
+    def forward(ctx, currents, h0, alpha, epsilon, slope: float, record_events: bool = False):
+        inputs = [v.detach().contiguous() for v in (currents, h0, alpha, epsilon)]
+        h = inputs[0].new_empty(*inputs[0].shape[:2], alpha.shape[0])
         events = torch.empty_like(h) if record_events else h
-        _forward(
-            currents.numpy(),
-            threshold.numpy(),
-            packed,
-            *(v.numpy() for v in (h0, alpha, epsilon, h, events)),
-            record_events,
-        )
-        ctx.save_for_backward(currents, threshold, h0, alpha, epsilon, h)
-        ctx.packed, ctx.slope = packed, slope
+        _forward(*(v.numpy() for v in (*inputs, h, events)), record_events)
+        ctx.save_for_backward(*inputs, h)
+        ctx.slope = slope
         ctx.set_materialize_grads(False)  # no zero-filled gradient for an unused output
         return (h, events) if record_events else h
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h, grad_events=None):
-        currents, threshold, h0, alpha, epsilon, h = ctx.saved_tensors
-        states_used = (
-            grad_h is not None
-        )  # else only events reach the loss: no gradient for h0, alpha, epsilon
+        currents, h0, alpha, epsilon, h = ctx.saved_tensors
+        states_used = grad_h is not None  # else only events reach the loss
         grad_h = grad_h.contiguous() if states_used else torch.zeros_like(h)
         direct = grad_events is not None
-        grad_events = grad_events.contiguous() if direct else grad_h
+        grad_events = grad_events.contiguous() if direct else grad_h  # not read
         grad_currents = torch.empty_like(currents)
-        grad_threshold, grad_h0, grad_alpha, grad_epsilon = (torch.zeros_like(h0) for _ in range(4))
+        grad_h0, grad_sums = torch.zeros_like(h0), h0.new_zeros(h0.shape[0], 2 * h0.shape[1])
         scalar = currents.numpy().dtype.type
+        decays = ctx.needs_input_grad[3] or bool((epsilon != 1).any())
         _backward(
-            currents.numpy(),
-            threshold.numpy(),
-            ctx.packed,
-            *(v.numpy() for v in (h0, alpha, epsilon, h, grad_h, grad_events)),
+            *(v.numpy() for v in (currents, h0, alpha, epsilon, h, grad_h, grad_events)),
             direct,
+            decays,
             scalar(ctx.slope),
             scalar(math.pi * ctx.slope),
-            *(
-                v.numpy()
-                for v in (grad_currents, grad_threshold, grad_h0, grad_alpha, grad_epsilon)
-            ),
+            *(v.numpy() for v in (grad_currents, grad_h0, grad_sums)),
         )
-        grad_threshold = None if ctx.packed else grad_threshold.sum(0)
-        if not states_used:
-            return grad_currents, grad_threshold, None, None, None, None, None
-        return (
-            grad_currents,
-            grad_threshold,
-            grad_h0,
-            grad_alpha.sum(0),
-            grad_epsilon.sum(0),
-            None,
-            None,
-        )
+        if not states_used:  # h0, alpha and epsilon only act on the states
+            return grad_currents, None, None, None, None, None
+        grad_alpha, grad_epsilon = grad_sums.sum(0).chunk(2)
+        return grad_currents, grad_h0, grad_alpha, grad_epsilon if decays else None, None, None

@@ -120,7 +120,7 @@ def test_gradcheck_smooth_inputs():
     h0 = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     alpha = torch.rand(4, dtype=torch.float64, requires_grad=True)
     epsilon = torch.tensor([0.0, 0.3, 0.8, 1.0], dtype=torch.float64, requires_grad=True)
-    scan = lambda h, a, e: kernels.HysteresisScan.apply(currents, None, h, a, e, 1.0)
+    scan = lambda h, a, e: kernels.HysteresisScan.apply(currents, h, a, e, 1.0)
     assert torch.autograd.gradcheck(scan, (h0, alpha, epsilon))
 
 
@@ -130,12 +130,12 @@ def test_bmru_blocks_the_gradient_at_updates():
         [[[2.0, 0.5, 1.0, 1.0]], [[0.1, -3.0, 1.0, 1.0]]]
     )  # unit 0 updates at t=0
     h0 = torch.ones(1, 2, requires_grad=True)
-    h = kernels.HysteresisScan.apply(currents, None, h0, torch.ones(2), torch.zeros(2), 1.0)
+    h = kernels.HysteresisScan.apply(currents, h0, torch.ones(2), torch.zeros(2), 1.0)
     h[-1].sum().backward()
     assert h0.grad.tolist() == [[0.0, 0.0]]  # unit 1 updates at t=1
     h0.grad = None
     kernels.HysteresisScan.apply(
-        currents[:1], None, h0, torch.ones(2), torch.zeros(2), 1.0
+        currents[:1], h0, torch.ones(2), torch.zeros(2), 1.0
     ).sum().backward()
     assert h0.grad.tolist() == [[0.0, 1.0]]
 
@@ -144,7 +144,7 @@ def test_surrogate_gradient_of_the_currents():
     """d h_T / d c_t for one unit: the arctan formula of functional._gate_backward."""
     currents = torch.tensor([[[0.5, -1.0]], [[2.0, 1.0]], [[-0.3, 0.1]]], requires_grad=True)
     alpha = torch.tensor([1.5])
-    h = kernels.HysteresisScan.apply(currents, None, torch.zeros(1, 1), alpha, torch.ones(1), 1.0)
+    h = kernels.HysteresisScan.apply(currents, torch.zeros(1, 1), alpha, torch.ones(1), 1.0)
     h[-1].sum().backward()
     candidate, threshold = currents.detach()[..., 0], currents.detach()[..., 1]
     direction = torch.where(candidate >= 0, 1.0, -1.0)
@@ -165,7 +165,7 @@ def test_ties_and_signed_zeros():
     candidate, threshold = torch.cartesian_prod(values, values).T  # every pair, one step each
     currents = torch.stack([candidate, threshold], dim=-1).view(-1, 1, 2)
     alpha = torch.tensor([1.0])
-    h = kernels.HysteresisScan.apply(currents, None, torch.zeros(1, 1), alpha, torch.ones(1), 1.0)
+    h = kernels.HysteresisScan.apply(currents, torch.zeros(1, 1), alpha, torch.ones(1), 1.0)
     update = F.hysteresis_update(candidate.view(-1, 1, 1), threshold.view(-1, 1, 1))
     assert torch.equal(h, update.events.cumsum(0))
 
