@@ -375,12 +375,13 @@ def hysteresis_scan(
     surrogate: Optional[Surrogate] = None,
     return_events: bool = False,
 ):
-    """States ``(T, B, H)`` of a layer straight from its projected currents.
+    """States of a layer straight from its projected currents.
 
-    ``threshold`` None: ``currents`` ``(T, B, 2H)`` are ``[candidate | threshold]`` (threshold
-    from the input); else ``currents`` are the candidates ``(T, B, H)`` and ``threshold`` a
-    per-unit ``(H,)`` (or scalar) half-width. ``h0`` ``(B, H)``; ``step_size`` and ``epsilon``
-    per unit ``(H,)`` or scalars. Returns ``h``, or ``(h, events)`` with ``return_events``.
+    ``threshold`` None: ``currents`` ``(T, B, ..., 2H)`` are ``[candidate | threshold]``
+    (threshold from the input); else ``currents`` are the candidates ``(T, B, ..., H)`` and
+    ``threshold`` a per-unit ``(H,)`` (or scalar) half-width. ``h0`` ``(B, ..., H)``;
+    ``step_size`` and ``epsilon`` per unit ``(H,)`` or scalars. Returns ``h``, or
+    ``(h, events)`` with ``return_events``, each ``(T, B, ..., H)``.
     The same as :func:`hysteresis_update` followed by :func:`scan_parallel`; on CPU with the
     arctan surrogate both run fused in :mod:`cmru_neuro.kernels` (two passes over memory
     instead of a dozen), elsewhere as composed PyTorch ops. :func:`use_fused_kernels`
@@ -398,10 +399,12 @@ def hysteresis_scan(
 
             if threshold is not None:  # pack [candidate | threshold] (autograd sums its gradient)
                 currents = torch.cat([currents, per_unit(threshold).expand_as(currents)], dim=-1)
-            return kernels.HysteresisScan.apply(
-                currents, h0.to(dtype), per_unit(step_size), per_unit(epsilon), surrogate.slope,
-                return_events,
+            steps, shape = currents.shape[0], (currents.shape[0], *h0.shape)
+            out = kernels.HysteresisScan.apply(
+                currents.reshape(steps, -1, currents.shape[-1]), h0.to(dtype).reshape(-1, hidden),
+                per_unit(step_size), per_unit(epsilon), surrogate.slope, return_events,
             )
+            return tuple(o.view(shape) for o in out) if return_events else out.view(shape)
     candidate, threshold, _ = split_currents(currents, threshold, step_from_input=False)
     update = hysteresis_update(candidate, threshold, epsilon, surrogate)
     cumulative = isinstance(epsilon, (int, float)) and epsilon == 1

@@ -77,6 +77,15 @@ def memory_scan(
 
     ``parallel``: prefix sum / associative scan; else the step loop. Both continue ``state``.
     """
+    unit_step = torch.ones((), dtype=input_tensor.dtype, device=input_tensor.device)
+    if parallel and not step_from_input:  # fused on CPU (functional.hysteresis_scan)
+        h, events = F.hysteresis_scan(
+            input_tensor, p.threshold, state.h, p.alpha, epsilon, p.surrogate, return_events=True
+        )
+        level = F.hysteresis_scan(
+            input_tensor, p.threshold, state.level, unit_step, epsilon, p.surrogate
+        )
+        return events, CMRUState(h, level)
     update, step_size = _update(input_tensor, p, epsilon, step_from_input)
 
     def scan(h0: Tensor, size: Tensor) -> Tensor:
@@ -84,7 +93,6 @@ def memory_scan(
             return F.scan_parallel(update, h0, size, cumulative=epsilon == 1)[0]
         return F.scan_sequential(update, h0, size)[0]
 
-    unit_step = torch.ones((), dtype=input_tensor.dtype, device=input_tensor.device)
     return update.events, CMRUState(scan(state.h, step_size), scan(state.level, unit_step))
 
 

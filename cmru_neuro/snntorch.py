@@ -162,14 +162,10 @@ class MemoryNeuron(snntorch.SpikingNeuron):
     def _scan(self, input_: Tensor) -> tuple[Tensor, Tensor]:
         """A sequence ``(T, B, ..., k H)`` -> states and events, each ``(T, B, ..., H)``."""
         if self.mode == "parallel" and not self.step_from_input:
-            steps, width, hidden = input_.shape[0], input_.shape[-1], self.mem.shape[-1]
-            h, events = F.hysteresis_scan(
-                input_.reshape(steps, -1, width), self._fixed_threshold,
-                self.mem.reshape(-1, hidden), self.alpha, self.epsilon, self.spike_grad,
-                return_events=True,
+            return F.hysteresis_scan(
+                input_, self._fixed_threshold, self.mem, self.alpha, self.epsilon,
+                self.spike_grad, return_events=True,
             )
-            shape = (steps, *self.mem.shape)
-            return h.view(shape), events.view(shape)
         update, step_size = self._update(input_)
         if self.mode == "sequential":
             h = F.scan_sequential(update, self.mem, step_size)[0]

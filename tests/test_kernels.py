@@ -246,3 +246,38 @@ def test_snntorch_sequence_neuron_fused_equals_composed(
     torch.testing.assert_close(grad, grad_ref, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(grad_alpha, grad_alpha_ref, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(grad_threshold, grad_threshold_ref, atol=1e-4, rtol=1e-4)
+
+
+@given(
+    steps=st.integers(1, 40),
+    hidden=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+    epsilon=st.sampled_from([0.0, 1.0]),
+    from_input=st.booleans(),
+)
+def test_norse_memory_scan_fused_equals_composed(steps, hidden, seed, epsilon, from_input):
+    """Events, states, levels and input gradients of cmru_neuro.norse.memory_scan, both paths."""
+    norse = pytest.importorskip("cmru_neuro.norse")
+
+    def run(fused: bool):
+        torch.manual_seed(seed)
+        threshold = None if from_input else torch.rand(hidden) + 0.5
+        p = norse.CMRUParameters(threshold=threshold, alpha=torch.rand(hidden) + 0.5)
+        state = norse.CMRUState(
+            torch.randn(2, 3, hidden), torch.randint(-2, 3, (2, 3, hidden)).float()
+        )
+        x = (2 * torch.randn(steps, 2, 3, (2 if from_input else 1) * hidden)).requires_grad_()
+        F.use_fused_kernels(fused)
+        try:
+            events, states = norse.memory_scan(x, state, p, epsilon)
+        finally:
+            F.use_fused_kernels(True)
+        (events.sum() + states.h.square().sum()).backward()
+        assert _reaches(events.grad_fn, "HysteresisScan") == fused
+        return events, states, x.grad
+
+    events, states, grad = run(True)
+    events_ref, states_ref, grad_ref = run(False)
+    assert torch.equal(events, events_ref) and torch.equal(states.level, states_ref.level)
+    torch.testing.assert_close(states.h, states_ref.h, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(grad, grad_ref, atol=1e-5, rtol=1e-4)
