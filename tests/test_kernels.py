@@ -1,5 +1,6 @@
 """The fused CPU kernels (cmru_neuro.kernels) compute what the composed PyTorch path does."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -38,6 +39,16 @@ cases = st.fixed_dictionaries(
 )
 
 
+@contextlib.contextmanager
+def _kernels(fused: bool):
+    """The block runs with the fused kernels on or off; they are on again afterwards."""
+    F.use_fused_kernels(fused)
+    try:
+        yield
+    finally:
+        F.use_fused_kernels(True)
+
+
 def _run(case, fused: bool):
     """Outputs, last state and the gradients of every input of one layer call."""
     torch.manual_seed(case["seed"])
@@ -60,11 +71,8 @@ def _run(case, fused: bool):
     if case["h0"]:
         h0_shape = (case["H"],) if case["layout"] == "unbatched" else (case["B"], case["H"])
         h0 = torch.randn(h0_shape, dtype=case["dtype"], requires_grad=True)
-    F.use_fused_kernels(fused)
-    try:
+    with _kernels(fused):
         out, last = unit(x, h0)
-    finally:
-        F.use_fused_kernels(True)
     weights = torch.randn_like(out)
     (out * weights).sum().add(last.square().sum()).backward()
     leaves = [x] + ([h0] if h0 is not None else []) + list(unit.parameters())
@@ -226,11 +234,8 @@ def test_snntorch_sequence_neuron_fused_equals_composed(
         currents = (
             2 * torch.randn(steps, *shape, (2 if from_input else 1) * hidden)
         ).requires_grad_()
-        F.use_fused_kernels(fused)
-        try:
+        with _kernels(fused):
             spk, mem = cell(currents)
-        finally:
-            F.use_fused_kernels(True)
         value = {"spikes": spk.sum(), "states": mem.square().sum(), "both": spk.sum() + mem.sum()}[
             loss
         ]
@@ -267,11 +272,8 @@ def test_norse_memory_scan_fused_equals_composed(steps, hidden, seed, epsilon, f
             torch.randn(2, 3, hidden), torch.randint(-2, 3, (2, 3, hidden)).float()
         )
         x = (2 * torch.randn(steps, 2, 3, (2 if from_input else 1) * hidden)).requires_grad_()
-        F.use_fused_kernels(fused)
-        try:
+        with _kernels(fused):
             events, states = norse.memory_scan(x, state, p, epsilon)
-        finally:
-            F.use_fused_kernels(True)
         (events.sum() + states.h.square().sum()).backward()
         assert _reaches(events.grad_fn, "HysteresisScan") == fused
         return events, states, x.grad
