@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from cmru_neuro.layers import INITS
+from cmru_neuro.models import ARCHS
 from cmru_neuro.training import TrainConfig, train
 
 
@@ -26,16 +28,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000, help="step cap (the cosine schedule's length)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--input-bias", action="store_true", help="keep the input Linear's bias (CMRU drifts)")
+    parser.add_argument("--arch", default="reference", choices=ARCHS, help="default %(default)s")
+    parser.add_argument("--layers", type=int, default=2, help="default %(default)s")
+    parser.add_argument("--init", default="reference", choices=INITS, help="default %(default)s")
     args = parser.parse_args()
-    print(f"copy-first-input, T={args.length}, hidden {args.hidden}, budget {args.budget:.0f} s per cell, "
-          f"seed {args.seed}, input bias {args.input_bias}")
+    print(f"copy-first-input, T={args.length}, {args.arch} x {args.layers}, hidden {args.hidden}, "
+          f"init {args.init}, budget {args.budget:.0f} s per cell, seed {args.seed}, input bias {args.input_bias}")
     print("| cell | test accuracy | steps | train time (s) | reached 99% |")
     print("|---|---|---|---|---|")
     for cell in args.cells:
         config = TrainConfig(
             task="copy-first", task_options={"length": args.length}, cell=cell, hidden=args.hidden,
             steps=args.steps, eval_every=25, stop_at=0.99, time_limit=args.budget, seed=args.seed,
-            input_bias=args.input_bias, progress=False,
+            input_bias=args.input_bias, arch=args.arch, layers=args.layers, init=args.init, progress=False,
         )
         started = time.perf_counter()
         metrics = train(config).metrics

@@ -1,7 +1,8 @@
 """Baselines in the interface of the memory units: ``layer(x, h0=None) -> (outputs, h_last)``.
 
 - :class:`LRU` (Orvieto et al. 2023): complex diagonal recurrence with ring initialisation.
-- :class:`MinGRU` (Feng et al. 2024): parallel scan in log space.
+- :class:`MinGRU`: Feng et al. 2024 (``form="log"``: ``g`` candidate, log-space scan) or
+  the CMRU authors' (``form="linear"``: linear candidate, linear-space scan, learned h_0).
 
 Both accept ``mode="parallel"`` (default) or ``"sequential"`` and ``batch_first``.
 """
@@ -53,7 +54,10 @@ class LRU(_SequenceLayer):
     ``y_k = Re(C x_k) + D u_k``.
 
     ``lambda = exp(-exp(nu_log) + i exp(theta_log))`` with ``|lambda|`` uniform on the ring
-    ``[r_min, r_max]`` and phase in ``[0, max_phase]``. The state is complex ``(B, H)``.
+    ``[r_min, r_max]`` and phase in ``[0, max_phase]``. The state is complex ``(B, H)``;
+    outputs are ``output_size`` wide (default H: C is the output projection).
+    init: ``"orvieto"`` (normal B, C, D as in Orvieto et al.) or ``"xavier"`` (the CMRU
+    authors': Xavier-uniform complex B and C, real and imaginary parts each a half).
     """
 
     def __init__(
@@ -66,8 +70,12 @@ class LRU(_SequenceLayer):
         r_min: float = 0.9,
         r_max: float = 0.999,
         max_phase: float = 2 * math.pi,
+        output_size: Optional[int] = None,
+        init: str = "orvieto",
     ):
         super().__init__(input_size, hidden_size, batch_first, mode)
+        self.output_size = hidden_size if output_size is None else check_positive_int(output_size, "output_size")
+        self.init = check_choice(init, "init", ("orvieto", "xavier"))
         if not 0 <= r_min < r_max <= 1:
             raise ValueError(f"r_min, r_max: expected 0 <= r_min < r_max <= 1, got {r_min}, {r_max}")
         u1, u2 = torch.rand(hidden_size), torch.rand(hidden_size)
@@ -75,12 +83,21 @@ class LRU(_SequenceLayer):
         self.theta_log = nn.Parameter(torch.log(max_phase * u2 + 1e-8))
         modulus = torch.exp(-torch.exp(self.nu_log.detach()))
         self.gamma_log = nn.Parameter(torch.log(torch.sqrt(1 - modulus**2)))
-        scale_in = 1 / math.sqrt(2 * input_size)
-        self.B_re = nn.Parameter(torch.randn(hidden_size, input_size) * scale_in)
-        self.B_im = nn.Parameter(torch.randn(hidden_size, input_size) * scale_in)
-        self.C_re = nn.Parameter(torch.randn(hidden_size, hidden_size) / math.sqrt(hidden_size))
-        self.C_im = nn.Parameter(torch.randn(hidden_size, hidden_size) / math.sqrt(hidden_size))
-        self.D = nn.Parameter(torch.randn(hidden_size, input_size) / math.sqrt(input_size))
+        out = self.output_size
+        self.B_re = nn.Parameter(torch.empty(hidden_size, input_size))
+        self.B_im = nn.Parameter(torch.empty(hidden_size, input_size))
+        self.C_re = nn.Parameter(torch.empty(out, hidden_size))
+        self.C_im = nn.Parameter(torch.empty(out, hidden_size))
+        self.D = nn.Parameter(torch.empty(out, input_size))
+        with torch.no_grad():
+            if self.init == "xavier":
+                for weight in (self.B_re, self.B_im, self.C_re, self.C_im):
+                    nn.init.xavier_uniform_(weight, gain=1 / math.sqrt(2))
+            else:
+                for weight, fan in ((self.B_re, 2 * input_size), (self.B_im, 2 * input_size),
+                                    (self.C_re, hidden_size), (self.C_im, hidden_size)):
+                    nn.init.normal_(weight, 0.0, 1 / math.sqrt(fan))
+            nn.init.normal_(self.D, 0.0, 1 / math.sqrt(input_size))
 
     @property
     def eigenvalues(self) -> Tensor:
@@ -119,30 +136,30 @@ def _log_g(x: Tensor) -> Tensor:
 
 
 class MinGRU(_SequenceLayer):
-    """minGRU: ``z = sigmoid(W_z x)``, ``h~ = g(W_h x)``, ``h_t = (1 - z) h_{t-1} + z h~``.
+    """minGRU: ``z = sigmoid(W_z x)``, ``h_t = (1 - z) h_{t-1} + z h~``.
 
-    The parallel form is the log-space scan (``logcumsumexp``); states are positive, so a
-    given ``h0`` must be positive.
+    form ``"log"`` (Feng et al. 2024): ``h~ = g(W_h x)``, the log-space scan
+    (``logcumsumexp``), states positive (a given ``h0`` must be positive), ``h_0 = 0``.
+    form ``"linear"`` (the CMRU authors'): ``h~ = W_h x``, the linear-space scan
+    (:func:`~cmru_neuro.functional.linear_scan`), learned ``h_0 ~ U[-1, 1]``.
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, batch_first: bool = False,
-                 mode: str = "parallel", bias: bool = True):
+                 mode: str = "parallel", bias: bool = True, form: str = "log"):
         super().__init__(input_size, hidden_size, batch_first, mode)
+        self.form = check_choice(form, "form", ("log", "linear"))
         self.projection = nn.Linear(input_size, 2 * hidden_size, bias=bias)
+        if self.form == "linear":
+            self.initial_state = nn.Parameter(torch.empty(hidden_size).uniform_(-1.0, 1.0))
 
     def _run(self, x: Tensor, h0: Optional[Tensor], parallel: bool):
+        gate, hidden = self.projection(x).chunk(2, dim=-1)
+        if self.form == "linear":
+            return self._run_linear(gate, hidden, h0, parallel)
         if h0 is not None and not (h0 > 0).all():
             raise ValueError("h0: expected positive values (minGRU states are positive)")
-        gate, hidden = self.projection(x).chunk(2, dim=-1)
         if not parallel:
-            z, candidate = torch.sigmoid(gate), _g(hidden)
-            h = torch.zeros_like(z[0]) if h0 is None else h0
-            states = []
-            for t in range(x.shape[0]):
-                h = (1 - z[t]) * h + z[t] * candidate[t]
-                states.append(h)
-            out = torch.stack(states)
-            return out, out[-1]
+            return _loop(torch.sigmoid(gate), _g(hidden), torch.zeros_like(gate[0]) if h0 is None else h0)
         log_z = -nn.functional.softplus(-gate)
         log_coeffs = -nn.functional.softplus(gate)  # log(1 - z)
         log_values = log_z + _log_g(hidden)
@@ -154,3 +171,25 @@ class MinGRU(_SequenceLayer):
         if h0 is not None:
             out = out[1:]
         return out, out[-1]
+
+    def _run_linear(self, gate: Tensor, candidate: Tensor, h0: Optional[Tensor], parallel: bool):
+        z = torch.sigmoid(gate)
+        h0 = self.initial_state.expand_as(z[0]) if h0 is None else h0
+        if not parallel:
+            return _loop(z, candidate, h0)
+        states, carry = linear_scan(1 - z, z * candidate)
+        out = states + carry * h0
+        return out, out[-1]
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", form={self.form!r}"
+
+
+def _loop(z: Tensor, candidate: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+    """The step loop ``h = (1 - z_t) h + z_t h~_t`` over time-first ``(T, B, H)``."""
+    states = []
+    for t in range(z.shape[0]):
+        h = (1 - z[t]) * h + z[t] * candidate[t]
+        states.append(h)
+    out = torch.stack(states)
+    return out, out[-1]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
@@ -60,7 +61,9 @@ def save_checkpoint(path: PathLike, model: nn.Module, config: dict, metrics: Opt
         raise ValueError("config: expected a dict with a 'model' entry (a ModelConfig dict)")
     model_config = _model_config(config["model"]).to_dict()
     config = {**config, "model": model_config}
-    _check_weights(build_model(model_config).state_dict(), model.state_dict(), f"model ({type(model).__name__})")
+    with torch.random.fork_rng(devices=[]):  # building the reference model leaves the caller's RNG alone
+        reference = build_model(model_config).state_dict()
+    _check_weights(reference, model.state_dict(), f"model ({type(model).__name__})")
     tensors = {name: value.detach().cpu().contiguous().clone() for name, value in model.state_dict().items()}
     header = json.dumps({"format": FORMAT, "config": config, "metrics": metrics or {}})
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +107,8 @@ def load_checkpoint(path: PathLike, expect: Optional[dict] = None) -> Checkpoint
     except ValueError as error:
         raise ValueError(f"checkpoint {path}: {error}") from None
     _check_expected(path, model_config, expect or {})
-    model = build_model(model_config)
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(model_config)
     _check_weights(model.state_dict(), tensors, f"checkpoint {path}")
     model.load_state_dict(tensors)
     model.eval()

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     _say(f"1/3 training on copy-first-input, T={settings['length']} (report: {out})")
     runs = {}
     for label, cell, arch in (("CMRU", "cmru", "stack"), ("minGRU", "mingru", "block")):
-        config = TrainConfig(task="copy-first", task_options=task_options, cell=cell, arch=arch,
+        config = TrainConfig(task="copy-first", task_options=task_options, cell=cell, arch=arch, layers=1,
                              hidden=settings["hidden"], steps=settings["steps"], lr=settings["lr"], seed=args.seed,
                              eval_every=max(settings["steps"] // 40, 1), stop_at=1.0,
                              time_limit=settings["seconds"],

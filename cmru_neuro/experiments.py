@@ -22,7 +22,8 @@ from .baselines import LRU, MinGRU
 from .checkpoint import Checkpoint
 from .functional import linear_scan
 from .layers import MemoryUnit
-from .tasks import Split, Task
+from .models import fit_width
+from .tasks import Split, Task, make_task
 from .training import TrainConfig, plot_histories, train, write_json
 
 MISMATCH_LEVELS = (0.05, 0.10, 0.15)
@@ -87,33 +88,46 @@ def _summary(metrics: list[dict]) -> dict:
 # --------------------------------------------------------------------------------------
 
 
+def sized(base: TrainConfig, cell: str, budget: Optional[int]) -> TrainConfig:
+    """``base`` for ``cell``; with ``budget``, its width set so that the model's parameter
+    count is the closest to ``budget`` (:func:`~cmru_neuro.models.fit_width`)."""
+    config = replace(base, cell=cell)
+    if budget is None:
+        return config
+    width = fit_width(config.model_config(make_task(config.task, **config.task_options)), budget).hidden
+    return replace(config, hidden=width)
+
+
 def compare(base: TrainConfig, cells: Sequence[str], seeds: Sequence[int],
-            out_dir: Optional[str] = None) -> dict:
-    """Train ``cells`` x ``seeds`` with ``base``'s other settings.
+            out_dir: Optional[str] = None, budget: Optional[int] = None) -> dict:
+    """Train ``cells`` x ``seeds`` with ``base``'s other settings (``budget``: each cell
+    sized to that many parameters, see :func:`sized`).
 
     Returns ``{"table": markdown, "summary": {cell: ...}, "runs": [...]}``; with ``out_dir``
     writes ``compare.md``, ``compare.json``, ``compare.png`` and one folder per run.
     """
     folder = Path(out_dir) if out_dir else None
-    configs = [replace(base, cell=cell, seed=seed, out_dir=_run_dir(folder, f"{cell}-s{seed}"))
+    per_cell = {cell: sized(base, cell, budget) for cell in cells}
+    configs = [replace(per_cell[cell], seed=seed, out_dir=_run_dir(folder, f"{cell}-s{seed}"))
                for cell in cells for seed in seeds]
     metrics = run_sweep(configs)
     runs = [{"cell": c.cell, "seed": c.seed, "metrics": m} for c, m in zip(configs, metrics)]
     summary = {cell: _summary([r["metrics"] for r in runs if r["cell"] == cell]) for cell in cells}
     target = metrics[0]["target"] if metrics else None
     lines = [
-        f"| cell | parameters | test accuracy % (mean ± std) | converged (acc ≥ {target}) | steps to converge | test loss | s / run |",
-        "|---|---|---|---|---|---|---|",
+        f"| cell | width | parameters | test accuracy % (mean ± std) | converged (acc ≥ {target}) | steps to converge | test loss | s / run |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for cell, row in summary.items():
         steps = "-" if row["steps_to_converge"] is None else f"{row['steps_to_converge']:.0f}"
         lines.append(
-            f"| {cell} | {row['parameters']} | {_mean_std(row['accuracy'])} | "
+            f"| {cell} | {per_cell[cell].hidden} | {row['parameters']} | {_mean_std(row['accuracy'])} | "
             f"{row['converged'] * row['runs']:.0f}/{row['runs']} | {steps} | "
             f"{statistics.mean(row['test_loss']):.3g} | {row['seconds']:.0f} |"
         )
     result = {"table": "\n".join(lines), "summary": summary, "runs": runs, "config": asdict(base),
-              "cells": list(cells), "seeds": list(seeds)}
+              "cells": list(cells), "seeds": list(seeds), "budget": budget,
+              "widths": {cell: config.hidden for cell, config in per_cell.items()}}
     if folder and is_main_process():
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "compare.md").write_text(result["table"] + "\n")
@@ -321,4 +335,4 @@ def _plot_robustness(scores: dict, conditions: list, path: Path) -> None:
     plt.close(figure)
 
 
-__all__ = ["compare", "noisy_accuracy", "perturb_parameters", "robustness", "run_sweep", "sensitivity"]
+__all__ = ["compare", "sized", "noisy_accuracy", "perturb_parameters", "robustness", "run_sweep", "sensitivity"]

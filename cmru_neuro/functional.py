@@ -282,17 +282,23 @@ def split_currents(
 
 
 def first_quadrant_update(
-    current: Tensor, low: Tensor, high: Tensor, surrogate: Optional[Surrogate] = None
+    current: Tensor, low: Tensor, high: Tensor, surrogate: Optional[Surrogate] = None,
+    epsilon: Epsilon = 0.0,
 ) -> Update:
-    """First-quadrant BMRU (the analog circuit's form); states {0, alpha}.
+    """First-quadrant BMRU (the analog circuit's form); states {0, alpha} at epsilon = 0.
 
     ``current`` = ReLU(W x + b) >= 0; set where ``current >= high``, reset where
-    ``current < low``, hold in between (``low < high``, per unit).
+    ``current < low`` (strict, as the circuit paper trains it), hold in between
+    (``low < high``, per unit). ``epsilon`` relaxes it for annealing (this project's
+    reading): ``s_t = a_t s_{t-1} + b_t`` with ``a = 1 - (1 - eps) z``, ``b = set - eps reset``,
+    so epsilon = 1 counts sets up and resets down, epsilon = 0 is the latch.
     """
     set_ = heaviside(current - high, surrogate)
-    reset = heaviside(low - current, surrogate) * (1.0 - set_)
+    reset = (1.0 - heaviside(current - low, surrogate)) * (1.0 - set_)
     gate = set_ + reset
-    return Update(gate, set_, (1.0 - reset) * (1.0 - set_))
+    if isinstance(epsilon, (int, float)) and epsilon == 0:
+        return Update(gate, set_, (1.0 - reset) * (1.0 - set_))
+    return Update(gate, set_ - epsilon * reset, 1.0 - (1.0 - epsilon) * gate)
 
 
 # --------------------------------------------------------------------------------------

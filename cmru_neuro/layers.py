@@ -26,6 +26,7 @@ from ._checks import (
 
 MODES = ("parallel", "sequential")
 THRESHOLDS = ("input", "fixed")
+INITS = ("reference", "pytorch")
 
 
 class MemoryTrace(NamedTuple):
@@ -69,6 +70,13 @@ class MemoryUnit(nn.Module):
         surrogate: gradient of the Heaviside; ``None`` = arctan; any snnTorch surrogate.
         learn_initial_state: learned s_0 (random +-1 at init); else h_0 = 0.
         bias: bias in the input projection.
+        init: ``"reference"`` (the authors' recipe: LeCun-normal weights, std 1/sqrt(F),
+            candidate bias 0, threshold bias ``threshold_bias``; about 37% of the gates open
+            on LayerNorm'd input) or ``"pytorch"`` (``nn.Linear``'s default weights and bias,
+            then the threshold bias; this project's initialisation before 0.2).
+
+    The projection packs the candidate and threshold maps ``[W_c; W_b]`` in one Linear
+    (two separate maps, one matrix product).
     """
 
     def __init__(
@@ -85,11 +93,14 @@ class MemoryUnit(nn.Module):
         surrogate: Optional[F.Surrogate] = None,
         learn_initial_state: bool = True,
         bias: bool = True,
+        init: str = "reference",
         device=None,
         dtype=None,
     ):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
+        self.init = check_choice(init, "init", INITS)
+        self.threshold_bias = float(threshold_bias)
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.batch_first = bool(batch_first)
@@ -104,34 +115,57 @@ class MemoryUnit(nn.Module):
         streams = self._streams()
         self.projection = nn.Linear(input_size, streams * hidden_size, bias=bias, **factory)
         self.alpha = nn.Parameter(torch.ones(hidden_size, **factory))
-        self._add_thresholds(threshold_bias)
+        self._add_thresholds()
         initial = torch.zeros(hidden_size, **factory)
         if learn_initial_state:
-            self.initial_level = nn.Parameter(self._initial_level(initial))
+            self.initial_level = nn.Parameter(initial)
         else:
             self.register_buffer("initial_level", initial)
-        self._init_bias(threshold_bias)
+        self.reset_parameters()
 
     # -- configuration -----------------------------------------------------------------
 
-    input_step = False  # alpha-CMRU: the step size comes from the input
+    #: alpha-CMRU: the step size comes from the input.
+    input_step = False
+    #: True when ``currents()`` is the plain projection split and ``update()`` is
+    #: :func:`~cmru_neuro.functional.hysteresis_update` with the per-unit alpha, so a
+    #: parallel forward may run :func:`~cmru_neuro.functional.hysteresis_scan`. A subclass
+    #: that changes either sets it False.
+    fusable = True
+    #: False where the unit's definition fixes epsilon (CMRU, BMRU, alpha-CMRU): an
+    #: :class:`~cmru_neuro.EpsilonSchedule` leaves such units alone.
+    epsilon_settable = True
+    #: Set True (e.g. by the trainer's rate penalty) to keep ``update_rate``, the mean gate
+    #: of the last forward pass (a 0-d tensor with gradients); such passes take the
+    #: composed path.
+    record_update_rate = False
 
     def _streams(self) -> int:
         """How many H-wide currents the projection produces."""
         return (2 if self.threshold_mode == "input" else 1) + int(self.input_step)
 
-    def _add_thresholds(self, threshold_bias: float) -> None:
+    def _add_thresholds(self) -> None:
         """Learned per-unit thresholds, if any (``threshold="fixed"``: the half-width)."""
         if self.threshold_mode == "fixed":
-            self.threshold = nn.Parameter(torch.full_like(self.alpha, float(threshold_bias)))
+            self.threshold = nn.Parameter(torch.empty_like(self.alpha))
 
-    def _initial_level(self, zeros: Tensor) -> Tensor:
-        return torch.randint(0, 2, zeros.shape, device=zeros.device).to(zeros.dtype) * 2 - 1
-
-    def _init_bias(self, threshold_bias: float) -> None:
-        if self.threshold_mode == "input" and self.projection.bias is not None:
-            with torch.no_grad():
-                self.projection.bias[self.hidden_size : 2 * self.hidden_size].fill_(threshold_bias)
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Initialise every parameter as ``init`` says (see the class docstring)."""
+        projection, hidden = self.projection, self.hidden_size
+        if self.init == "reference":
+            nn.init.normal_(projection.weight, 0.0, 1.0 / math.sqrt(self.input_size))
+            if projection.bias is not None:
+                projection.bias.zero_()
+        else:
+            projection.reset_parameters()
+        if self.threshold_mode == "fixed":
+            self.threshold.fill_(self.threshold_bias)
+        elif projection.bias is not None:
+            projection.bias[hidden : 2 * hidden].fill_(self.threshold_bias)
+        self.alpha.fill_(1.0)
+        if isinstance(self.initial_level, nn.Parameter):
+            self.initial_level.copy_(_random_signs(self.initial_level))
 
     @property
     def epsilon(self):
@@ -152,8 +186,8 @@ class MemoryUnit(nn.Module):
 
     @property
     def schedulable(self) -> bool:
-        """True when epsilon may be changed from outside (a plain MemoryUnit, not learned)."""
-        return type(self).__init__ is MemoryUnit.__init__ and self._epsilon is not None
+        """True when epsilon may be changed from outside (settable and not learned)."""
+        return self.epsilon_settable and self._epsilon is not None
 
     @property
     def cumulative(self) -> bool:
@@ -164,7 +198,7 @@ class MemoryUnit(nn.Module):
     def _hysteresis(self) -> bool:
         """True when the update is :func:`~cmru_neuro.functional.hysteresis_update` with the
         per-unit alpha: what :func:`~cmru_neuro.functional.hysteresis_scan` covers."""
-        return not self.input_step and type(self).update is MemoryUnit.update
+        return self.fusable and not self.input_step
 
     @property
     def _fixed_threshold(self) -> Optional[Tensor]:
@@ -188,6 +222,15 @@ class MemoryUnit(nn.Module):
         """h_0 = alpha * s_0, ``(B, H)``."""
         return (self.alpha * self.initial_level).expand(batch, self.hidden_size)
 
+    @property
+    def level_spacing(self) -> Tensor:
+        """The per-unit step alpha ``(H,)`` the state climbs by (``h = alpha * level``)."""
+        return self.alpha
+
+    def projection_weights(self) -> tuple[Tensor, Optional[Tensor]]:
+        """``(weight (S*H, F), bias (S*H,) or None)`` as the forward pass applies them."""
+        return self.projection.weight, self.projection.bias
+
     def _step_size(self, currents: Currents) -> Tensor:
         return self.alpha if currents.step is None else currents.step
 
@@ -210,13 +253,15 @@ class MemoryUnit(nn.Module):
         h0 = self.initial_state(batch) if h0 is None else check_state(
             h0, "h0", batch, self.hidden_size, batched
         )
-        if mode == "parallel" and not return_trace and self._hysteresis:
+        if mode == "parallel" and not (return_trace or self.record_update_rate) and self._hysteresis:
             h = F.hysteresis_scan(
                 self.projection(x), self._fixed_threshold, h0, self.alpha, self.epsilon,
                 self.surrogate,
             )
         else:
             h, trace = self._scan(x, h0, mode)
+            if self.record_update_rate:
+                self.update_rate = trace[0].mean()
         outputs, h_last = self._layout(h, batched), h[-1] if batched else h[-1].squeeze(0)
         if return_trace:
             return outputs, h_last, MemoryTrace(*(self._layout(t, batched) for t in trace))
@@ -253,12 +298,14 @@ class MemoryUnit(nn.Module):
         eps = "learned" if self._epsilon is None else self._epsilon
         return (
             f"{self.input_size}, {self.hidden_size}, epsilon={eps}, threshold={self.threshold_mode!r}, "
-            f"mode={self.mode!r}, batch_first={self.batch_first}"
+            f"init={self.init!r}, mode={self.mode!r}, batch_first={self.batch_first}"
         )
 
 
 class CMRU(MemoryUnit):
     """Cumulative memory recurrent unit (epsilon = 1): ``h_t = h_{t-1} + alpha z_t sign(c_t)``."""
+
+    epsilon_settable = False
 
     def __init__(self, input_size: int, hidden_size: int, **kwargs):
         _reject(kwargs, "epsilon", "learn_epsilon")
@@ -267,6 +314,8 @@ class CMRU(MemoryUnit):
 
 class BMRU(MemoryUnit):
     """Bistable memory recurrent unit (epsilon = 0): states in {-alpha, +alpha}."""
+
+    epsilon_settable = False
 
     def __init__(self, input_size: int, hidden_size: int, **kwargs):
         _reject(kwargs, "epsilon", "learn_epsilon")
@@ -286,46 +335,99 @@ class AlphaCMRU(MemoryUnit):
     """
 
     input_step = True
+    epsilon_settable = False
 
     def __init__(self, input_size: int, hidden_size: int, **kwargs):
         _reject(kwargs, "epsilon", "learn_epsilon")
         super().__init__(input_size, hidden_size, epsilon=1.0, **kwargs)
-        if self.projection.bias is not None:
-            with torch.no_grad():  # softplus(log(e - 1)) = 1
-                self.projection.bias[-self.hidden_size :].fill_(math.log(math.e - 1.0))
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.projection.bias is not None:  # softplus(log(e - 1)) = 1
+            self.projection.bias[-self.hidden_size :].fill_(math.log(math.e - 1.0))
 
 
 class FirstQuadrantBMRU(MemoryUnit):
-    """BMRU with non-negative currents (the analog circuit): states {0, alpha}.
+    """BMRU with non-negative currents, as the circuit paper trains it: states {0, alpha}.
 
-    ``c = ReLU(W x + b)``; set where ``c >= beta_hi``, reset where ``c < beta_lo``, hold in
-    between. ``beta_lo = threshold_low`` and ``beta_hi = beta_lo + softplus(width)`` are
-    learned per unit (init 0.5 and 1.0), so ``beta_lo < beta_hi`` always.
+    ``c = ReLU(|W| ReLU(x) + b)`` (input rectified, weights used as magnitudes, bias init
+    0.5); set where ``c >= beta_hi``, reset where ``c < beta_lo`` (strict), hold in between.
+    Per unit, learned: ``beta_lo = |raw_threshold_low|`` (init 0.15 U(0.8, 1.2)),
+    ``beta_hi = beta_lo + |raw_width|`` (init 0.35 U(0.8, 1.2)), the spacing ``|alpha|``
+    (init U(0.5, 1.5)) and a binarised initial state ``s_0 = H(initial_level)`` in {0, 1}.
+    ``epsilon`` may be annealed from 1 to 0 (:class:`~cmru_neuro.EpsilonSchedule`; see
+    :func:`~cmru_neuro.functional.first_quadrant_update`); it deploys at epsilon = 0.
+    ``rectify_input=False`` feeds ``x`` as it comes (for inputs already non-negative).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, **kwargs):
-        _reject(kwargs, "epsilon", "learn_epsilon", "threshold", "threshold_bias")
-        super().__init__(input_size, hidden_size, epsilon=0.0, threshold="fixed", **kwargs)
+    fusable = False
 
-    def _add_thresholds(self, threshold_bias: float) -> None:
-        self.threshold_low = nn.Parameter(torch.full_like(self.alpha, 0.5))
-        self.raw_width = nn.Parameter(torch.full_like(self.alpha, math.log(math.e ** 0.5 - 1.0)))
+    def __init__(self, input_size: int, hidden_size: int, *, epsilon: float = 0.0,
+                 rectify_input: bool = True, **kwargs):
+        _reject(kwargs, "learn_epsilon", "threshold", "threshold_bias", "init")
+        self.rectify_input = bool(rectify_input)
+        super().__init__(input_size, hidden_size, epsilon=epsilon, threshold="fixed", **kwargs)
 
-    def _initial_level(self, zeros: Tensor) -> Tensor:
-        return zeros
+    def _add_thresholds(self) -> None:
+        self.raw_threshold_low = nn.Parameter(torch.empty_like(self.alpha))
+        self.raw_width = nn.Parameter(torch.empty_like(self.alpha))
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.projection.weight, 0.0, 1.0 / math.sqrt(self.input_size))
+        if self.projection.bias is not None:
+            self.projection.bias.fill_(0.5)
+        self.raw_threshold_low.uniform_(0.8, 1.2).mul_(0.15)
+        self.raw_width.uniform_(0.8, 1.2).mul_(0.35)
+        self.alpha.uniform_(0.5, 1.5)
+        if isinstance(self.initial_level, nn.Parameter):
+            self.initial_level.copy_(_random_signs(self.initial_level))
+
+    @property
+    def threshold_low(self) -> Tensor:
+        """beta_lo ``(H,)``: reset where the current is below it."""
+        return self.raw_threshold_low.abs()
 
     @property
     def threshold_high(self) -> Tensor:
-        return self.threshold_low + nn.functional.softplus(self.raw_width)
+        """beta_hi ``(H,)`` > beta_lo: set where the current reaches it."""
+        return self.threshold_low + self.raw_width.abs()
+
+    @property
+    def level_spacing(self) -> Tensor:
+        return self.alpha.abs()
+
+    def projection_weights(self) -> tuple[Tensor, Optional[Tensor]]:
+        return self.projection.weight.abs(), self.projection.bias
+
+    def initial_state(self, batch: int) -> Tensor:
+        """h_0 = |alpha| * H(s_0), ``(B, H)``: 0 or |alpha| from the first step on."""
+        level = F.heaviside(self.initial_level, self.surrogate)
+        return (self.level_spacing * level).expand(batch, self.hidden_size)
 
     def currents(self, x: Tensor) -> Currents:
-        current = torch.relu(self.projection(x))
+        if self.rectify_input:
+            x = torch.relu(x)
+        weight, bias = self.projection_weights()
+        current = torch.relu(nn.functional.linear(x, weight, bias))
         return Currents(current, self.threshold_high, None)
 
     def update(self, currents: Currents) -> F.Update:
         return F.first_quadrant_update(
-            currents.candidate, self.threshold_low, currents.threshold, self.surrogate
+            currents.candidate, self.threshold_low, currents.threshold, self.surrogate, self.epsilon
         )
+
+    def _step_size(self, currents: Currents) -> Tensor:
+        return self.level_spacing
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", rectify_input={self.rectify_input}"
+
+
+def _random_signs(like: Tensor) -> Tensor:
+    """Random +-1 shaped like ``like``."""
+    return torch.randint(0, 2, like.shape, device=like.device).to(like.dtype) * 2 - 1
 
 
 def _reject(kwargs: dict, *names: str) -> None:

@@ -18,7 +18,7 @@ The form (floating point or integer, same structure)::
   its state in {0, 1}. ``alpha`` is folded into the outgoing weights (``W diag(alpha)``).
 * Gate rule as in :mod:`cmru_neuro.functional`: update where ``|c| >= |beta|`` towards
   ``sign(c)`` with sign(0) = +1 (first quadrant: set where ``c >= beta_hi``, clear where
-  ``c <= beta_lo``).
+  ``c < beta_lo``; its input is rectified, ``max(x, 0)``, when the unit rectifies).
 
 Integer format (``fixed_point=True``): each Dense has 8-bit mantissas in Lava's mixed-sign
 convention (even integers in [-256, 254]) and one power-of-two exponent per layer: one unit
@@ -108,6 +108,7 @@ class NetworkSpec:
 
     input_exponent: one input unit is worth ``2**input_exponent`` (0 in floating point).
     input_bits: signed width of the integer inputs (fixed point only).
+    rectify_input: the source sends ``max(x, 0)`` (first-quadrant units that rectify).
     """
 
     layers: tuple
@@ -117,6 +118,7 @@ class NetworkSpec:
     input_size: int
     input_exponent: int = 0
     input_bits: int = 0
+    rectify_input: bool = False
 
     @property
     def output_size(self) -> int:
@@ -176,7 +178,7 @@ def unit_step(unit, sigma, level, dendrite, reset, fixed_point: bool) -> UnitSte
     if unit.kind == "fq-bmru":
         candidate = np.maximum(candidate, 0)
         set_ = candidate >= np.asarray(unit.threshold, wide)
-        clear = candidate <= np.asarray(unit.threshold_low, wide)
+        clear = candidate < np.asarray(unit.threshold_low, wide)
         new = np.where(set_, 1, np.where(clear, 0, start))
     else:
         threshold = current[..., hidden:] if current.shape[-1] == 2 * hidden else unit.threshold
@@ -218,12 +220,21 @@ def network_spec(model: MemoryNetwork) -> NetworkSpec:
             f"model: unit {model.unit_name!r} has no integer form (alpha-CMRU's step is an input-"
             f"dependent softplus); expected one of {', '.join(map(repr, KINDS))}"
         )
+    deployed_epsilon = 1.0 if model.unit_name == "cmru" else 0.0
+    for index, unit in enumerate(model.units):
+        if unit.epsilon != deployed_epsilon:
+            raise ValueError(
+                f"model: layer {index} has epsilon {unit.epsilon!r}; a {model.unit_name} deploys at "
+                f"epsilon {deployed_epsilon:g} (finish the epsilon annealing first)"
+            )
     layers = []
     step = np.ones(model.units[0].input_size)  # what one unit of the layer's input is worth
     offset = np.zeros(model.units[0].input_size)  # the input's constant part (h_0)
     for unit in model.units:
-        weights, bias = _linear(unit.projection)
-        alpha = unit.alpha.detach().double().numpy()
+        weight, bias = unit.projection_weights()
+        weights = weight.detach().double().numpy()
+        bias = np.zeros(weights.shape[0]) if bias is None else bias.detach().double().numpy()
+        alpha = unit.level_spacing.detach().double().numpy()
         initial = unit.initial_level.detach().double().numpy()
         hidden = unit.hidden_size
         threshold = np.zeros(hidden)
@@ -231,6 +242,7 @@ def network_spec(model: MemoryNetwork) -> NetworkSpec:
         if model.unit_name == "fq-bmru":
             threshold = unit.threshold_high.detach().double().numpy()
             threshold_low = unit.threshold_low.detach().double().numpy()
+            initial = np.where(initial >= 0, 1.0, 0.0)  # s_0 = H(initial_level)
         elif unit.threshold_mode == "fixed":
             threshold = unit.threshold.detach().double().numpy()
         next_offset = np.zeros(hidden)  # h = alpha * level ...
@@ -243,7 +255,9 @@ def network_spec(model: MemoryNetwork) -> NetworkSpec:
         offset, step = next_offset, alpha
     weights, bias = _linear(model.readout)
     readout = ReadoutSpec(weights * step, bias + weights @ offset)
-    return NetworkSpec(tuple(layers), readout, model.readout_mode, False, model.units[0].input_size)
+    rectify = bool(getattr(model.units[0], "rectify_input", False))
+    return NetworkSpec(tuple(layers), readout, model.readout_mode, False, model.units[0].input_size,
+                       rectify_input=rectify)
 
 
 def _linear(linear: torch.nn.Linear) -> tuple[np.ndarray, np.ndarray]:
@@ -310,7 +324,7 @@ def quantize(model: MemoryNetwork, inputs: Tensor, *, input_bits: int = 8) -> Qu
 
     ``inputs`` ``(T, B, F)``: calibration sequences; they set the input step and are run
     through the integer model, whose saturation counts are reported (and warned about).
-    First-quadrant BMRU's learned initial state is rounded to its state set {0, 1}.
+    First-quadrant BMRU's learned initial state is binarised to its state set {0, 1}.
     """
     check_positive_int(input_bits, "input_bits")
     if not 2 <= input_bits <= STATE_BITS:
@@ -325,8 +339,6 @@ def quantize(model: MemoryNetwork, inputs: Tensor, *, input_bits: int = 8) -> Qu
         weights, exponent = weight_lattice(layer.weights * step)
         name = f"layer {index}"
         initial = unit.initial_level
-        if unit.kind == "fq-bmru":
-            initial = (initial >= 0.5).astype(np.float64)
         layers.append(LayerSpec(weights, UnitSpec(
             unit.kind,
             _to_integers(unit.bias, exponent, f"{name} bias"),
@@ -339,7 +351,7 @@ def quantize(model: MemoryNetwork, inputs: Tensor, *, input_bits: int = 8) -> Qu
     weights, exponent = weight_lattice(float_spec.readout.weights)
     readout = ReadoutSpec(weights, _to_integers(float_spec.readout.bias, exponent, "readout bias"), exponent)
     spec = NetworkSpec(tuple(layers), readout, float_spec.readout_mode, True,
-                       float_spec.input_size, x_exponent, input_bits)
+                       float_spec.input_size, x_exponent, input_bits, float_spec.rectify_input)
     calibration = simulate(spec, inputs)
     if calibration.saturations:
         warnings.warn(f"quantize: the calibration inputs saturate the integer model: {calibration.saturations}")
@@ -354,11 +366,13 @@ def dequantize(spec: NetworkSpec, model: MemoryNetwork) -> MemoryNetwork:
     saturates (float32 is exact on these values).
     """
     _check_fixed_point(spec)
+    if model.unit_name == "fq-bmru":
+        options = {"rectify_input": spec.rectify_input}
+    else:
+        options = {"threshold": model.units[0].threshold_mode}
     copy = MemoryNetwork(
         spec.input_size, [layer.unit.hidden_size for layer in spec.layers], spec.output_size,
-        unit=model.unit_name, readout=spec.readout_mode,
-        unit_options={"threshold": model.units[0].threshold_mode}
-        if model.unit_name in ("cmru", "bmru") else None,
+        unit=model.unit_name, readout=spec.readout_mode, unit_options=options,
     )
     step = 2.0**spec.input_exponent
     with torch.no_grad():
@@ -368,15 +382,17 @@ def dequantize(spec: NetworkSpec, model: MemoryNetwork) -> MemoryNetwork:
             target.projection.weight.copy_(_tensor(layer.weights * scale / step))
             target.projection.bias.copy_(_tensor(unit.bias * scale))
             target.alpha.fill_(1.0)
-            target.initial_level.copy_(_tensor(unit.initial_level))
             if unit.kind == "fq-bmru":
-                target.threshold_low.copy_(_tensor(unit.threshold_low * scale))
+                target.initial_level.copy_(_tensor(2.0 * unit.initial_level - 1.0))  # H(+-1)
+                target.raw_threshold_low.copy_(_tensor(unit.threshold_low * scale))
                 width = (unit.threshold - unit.threshold_low) * scale
-                if np.any(width <= 0):
-                    raise ValueError("spec: first-quadrant thresholds need threshold > threshold_low")
-                target.raw_width.copy_(_tensor(np.log(np.expm1(width))))
-            elif unit.streams == 1:
-                target.threshold.copy_(_tensor(unit.threshold * scale))
+                if np.any(width < 0) or np.any(unit.threshold_low < 0):
+                    raise ValueError("spec: first-quadrant thresholds need 0 <= threshold_low <= threshold")
+                target.raw_width.copy_(_tensor(width))
+            else:
+                target.initial_level.copy_(_tensor(unit.initial_level))
+                if unit.streams == 1:
+                    target.threshold.copy_(_tensor(unit.threshold * scale))
             step = 1.0
         copy.readout.weight.copy_(_tensor(spec.readout.weights * 2.0**spec.readout.exponent))
         copy.readout.bias.copy_(_tensor(spec.readout.bias * 2.0**spec.readout.exponent))
@@ -423,6 +439,8 @@ def encode_inputs(spec: NetworkSpec, inputs: Tensor) -> np.ndarray:
     """
     inputs, _ = check_sequence(inputs, "inputs", spec.input_size, False)
     values = inputs.detach().double().numpy()
+    if spec.rectify_input:
+        values = np.maximum(values, 0.0)
     if not spec.fixed_point:
         return values
     scaled = np.rint(values / 2.0**spec.input_exponent)

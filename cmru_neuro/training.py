@@ -4,9 +4,16 @@ Paper defaults: AdamW (0.9, 0.99), weight decay 1e-4, lr 1e-3 with cosine decay 
 gradient clipping 1.0, batch 64. A tenth of the training rows is held out for validation
 (learning curves, convergence, early stopping); the test split is scored once at the end.
 
-With ``out_dir``: ``model.safetensors`` (atomic, every ``checkpoint_every`` steps and at the
-end; :func:`cmru_neuro.checkpoint.load_checkpoint` reloads it), ``metrics.json`` and
-``curves.png``.
+With ``out_dir``: ``model.safetensors`` (the latest weights, atomic, every
+``checkpoint_every`` steps and at the end; :func:`cmru_neuro.checkpoint.load_checkpoint`
+reloads it), ``trainer.pt`` (optimiser, schedule, step, RNG: what ``resume`` needs),
+``best.safetensors`` (with ``keep_best``), ``metrics.json`` and ``curves.png``.
+
+Epsilon annealing (the authors' way to train a BMRU, on by default for the cells in
+:data:`~cmru_neuro.models.ANNEALED_CELLS`): epsilon is held at 1 for ``anneal_hold`` steps,
+then decays linearly to 0 over ``anneal_decay`` steps; only evaluations with epsilon
+< 1e-5 may become the best checkpoint. ``keep_best``: the test split is scored on the best
+eligible validation evaluation's weights (else the last ones).
 
 Data parallel: under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) the model is
 wrapped in DistributedDataParallel (gloo on CPU); every rank draws the same global batch and
@@ -27,13 +34,20 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .checkpoint import save_checkpoint
-from .models import CellChoice, ModelConfig, build_model, dataclass_from_dict
+from .checkpoint import load_checkpoint, save_checkpoint
+from .layers import MemoryUnit
+from .models import ANNEALED_CELLS, CellChoice, ModelConfig, build_model, dataclass_from_dict
+from .schedule import EpsilonSchedule
 from .tasks import Split, Task, make_task
 
 CHECKPOINT_NAME = "model.safetensors"
+BEST_NAME = "best.safetensors"
+TRAINER_NAME = "trainer.pt"
 METRICS_NAME = "metrics.json"
 CURVES_NAME = "curves.png"
+SETTLED_EPSILON = 1e-5  # annealing: checkpoints count as BMRU once epsilon is below this
+#: Settings that may differ between a run and its resumption.
+RESUMABLE = ("resume", "progress", "time_limit", "out_dir")
 
 
 @dataclass(kw_only=True)
@@ -41,9 +55,15 @@ class TrainConfig(CellChoice):
     """One training run: a task, a :class:`~cmru_neuro.models.CellChoice` and the optimiser.
     ``readout=None``: the task's own readout.
 
-    stop_at: stop once validation accuracy reaches this (None: run all ``steps``).
+    stop_at: stop once validation accuracy reaches this (None: run all ``steps``); while
+        epsilon is annealed, only once it has settled.
     target: accuracy that counts as converged (None: the task's ``solved_at``).
     time_limit: wall-clock budget in seconds for the training loop (None: none).
+    anneal: epsilon annealing (None: on for ``ANNEALED_CELLS``); anneal_hold, anneal_decay:
+        its steps at epsilon 1 and of the linear decay to 0.
+    keep_best: score the test split with the best eligible validation checkpoint.
+    rate_penalty: adds ``rate_penalty * mean(z)^2`` per memory-unit layer (z: update gates).
+    resume: continue the run saved in ``out_dir`` (same settings but ``RESUMABLE``).
     """
 
     task: str = "copy-first"
@@ -62,7 +82,13 @@ class TrainConfig(CellChoice):
     stop_at: Optional[float] = None
     target: Optional[float] = None
     time_limit: Optional[float] = None
+    anneal: Optional[bool] = None
+    anneal_hold: int = 1000
+    anneal_decay: int = 5000
+    keep_best: bool = True
+    rate_penalty: float = 0.0
     out_dir: Optional[str] = None
+    resume: bool = False
     progress: bool = True
 
     def __post_init__(self):
@@ -74,7 +100,24 @@ class TrainConfig(CellChoice):
             raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
         if not 0 < self.final_lr_fraction <= 1:
             raise ValueError(f"final_lr_fraction: expected a number in (0, 1], got {self.final_lr_fraction!r}")
+        for name in ("anneal_hold", "anneal_decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
+        if not self.rate_penalty >= 0:
+            raise ValueError(f"rate_penalty: expected a non-negative number, got {self.rate_penalty!r}")
+        if self.resume and not self.out_dir:
+            raise ValueError("resume: expected an out_dir holding the run to continue, got none")
         self.betas = tuple(self.betas)
+
+    @property
+    def annealing(self) -> bool:
+        """True when epsilon is annealed in this run."""
+        return self.cell in ANNEALED_CELLS if self.anneal is None else bool(self.anneal)
+
+    def schedule(self) -> Optional[EpsilonSchedule]:
+        """The epsilon schedule of this run, or None."""
+        return EpsilonSchedule(self.anneal_hold, self.anneal_decay) if self.annealing else None
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -188,7 +231,9 @@ def train(config: TrainConfig | dict, *, data_parallel: Optional[bool] = None) -
     metrics: ``test_accuracy``, ``test_loss``, ``val_accuracy``, ``val_loss``, ``steps``
     (done), ``seconds``, ``converged`` (test accuracy >= target), ``steps_to_converge``
     (first evaluation step with validation accuracy >= target, else None), ``diverged``
-    (non-finite loss), ``parameters``, ``history`` (per evaluation).
+    (non-finite loss), ``parameters``, ``best_step`` (the weights the test split scored;
+    None: the last), ``epsilon`` (annealing: its last value), ``history`` (per evaluation).
+    A resumed run gives what the uninterrupted run would have given.
     """
     config = TrainConfig.from_dict(config) if isinstance(config, dict) else config
     ranks = _Ranks(data_parallel)
@@ -203,23 +248,42 @@ def train(config: TrainConfig | dict, *, data_parallel: Optional[bool] = None) -
         "task": {"name": config.task, "options": dict(config.task_options)},
         "training": asdict(config),
     }
+    schedule = config.schedule()
+    if schedule is not None:
+        schedule.apply(model, 0)  # raises when the model has no unit to anneal
+    units = [m for m in model.modules() if isinstance(m, MemoryUnit)]
+    if config.rate_penalty:
+        if not units:
+            raise ValueError(f"rate_penalty: cell {config.cell!r} has no memory-unit gates to penalise")
+        for unit in units:
+            unit.record_update_rate = True
     network = nn.parallel.DistributedDataParallel(model) if ranks.enabled else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas,
                                   weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(config.steps, config.final_lr_fraction))
     train_rows, val_rows = holdout(task.train)
     target = config.target if config.target is not None else task.solved_at
-    out_dir = Path(config.out_dir) if config.out_dir and ranks.main else None
+    out_dir = Path(config.out_dir) if config.out_dir else None
     checkpoint = out_dir / CHECKPOINT_NAME if out_dir else None
     history: list[dict] = []
     metrics = {"parameters": sum(p.numel() for p in model.parameters()), "diverged": False,
-               "steps_to_converge": None, "target": target, "history": history}
+               "steps_to_converge": None, "target": target, "best_step": None, "history": history}
+    loop = {"running": 0.0, "seen": 0, "best": -math.inf, "seconds": 0.0}
+    best_weights: Optional[dict] = None
+    first = 1
+    if config.resume:
+        first, best_weights = _resume(out_dir, run_config, model, optimizer, scheduler, metrics, loop)
+        history = metrics["history"]
 
     def write(step: int, final: bool = False) -> None:
-        if out_dir is None:
+        if out_dir is None or not ranks.main:
             return
         metrics["steps"] = step
         save_checkpoint(checkpoint, model, run_config, metrics)
+        if not final:
+            state = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "rng": torch.get_rng_state(), "loop": dict(loop, seconds=elapsed())}
+            _atomic_torch_save(state, out_dir / TRAINER_NAME)
         write_json(out_dir / METRICS_NAME, {"config": run_config, "metrics": metrics})
         if final:
             plot_histories({f"{config.cell} seed {config.seed}": history}, out_dir / CURVES_NAME,
@@ -227,14 +291,23 @@ def train(config: TrainConfig | dict, *, data_parallel: Optional[bool] = None) -
 
     per_rank = max(1, config.batch_size // ranks.world)
     batches = batch_indices(len(train_rows), min(config.batch_size, len(train_rows)), config.seed)
-    started = time.perf_counter()
-    running, seen, step = 0.0, 0, 0
-    progress = _progress(config, ranks.main)
+    for _ in range(first - 1):  # a resumed run draws the batches it would have drawn
+        next(batches)
+    started = time.perf_counter() - loop["seconds"]
+
+    def elapsed() -> float:
+        return time.perf_counter() - started
+
+    progress = _progress(config, ranks.main, first - 1)
     network.train()
-    for step in range(1, config.steps + 1):
+    step = first - 1
+    for step in range(first, config.steps + 1):
+        epsilon = schedule.apply(model, step - 1) if schedule is not None else None
         index = next(batches)[ranks.rank :: ranks.world][:per_rank]
         inputs, targets = task.batch(train_rows, index)
         loss = task.loss(network(inputs), targets)
+        if config.rate_penalty:
+            loss = loss + config.rate_penalty * sum(unit.update_rate.square() for unit in units)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), config.clip)
@@ -244,37 +317,92 @@ def train(config: TrainConfig | dict, *, data_parallel: Optional[bool] = None) -
         if ranks.any(not math.isfinite(value)):
             metrics["diverged"] = True
             break
-        running, seen = running + value, seen + 1
+        loop["running"], loop["seen"] = loop["running"] + value, loop["seen"] + 1
         progress.update(1)
-        out_of_time = config.time_limit is not None and ranks.any(time.perf_counter() - started > config.time_limit)
+        out_of_time = config.time_limit is not None and ranks.any(elapsed() > config.time_limit)
         if step % config.eval_every == 0 or step == config.steps or out_of_time:
             val = _evaluate_all(model, task, val_rows, config.batch_size, ranks)
-            history.append({"step": step, "train_loss": running / max(seen, 1), "val_loss": val["loss"],
-                            "val_accuracy": val["accuracy"], "lr": scheduler.get_last_lr()[0],
-                            "seconds": time.perf_counter() - started})
-            running, seen = 0.0, 0
+            history.append({"step": step, "train_loss": loop["running"] / max(loop["seen"], 1),
+                            "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+                            "lr": scheduler.get_last_lr()[0], "seconds": elapsed(),
+                            **({} if epsilon is None else {"epsilon": epsilon})})
+            loop["running"], loop["seen"] = 0.0, 0
             progress.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", val=f"{val['accuracy']:.3f}")
             if target is not None and metrics["steps_to_converge"] is None and val["accuracy"] >= target:
                 metrics["steps_to_converge"] = step
-            if (config.stop_at is not None and val["accuracy"] >= config.stop_at) or out_of_time:
+            eligible = epsilon is None or epsilon < SETTLED_EPSILON
+            if config.keep_best and eligible and val["accuracy"] > loop["best"]:
+                loop["best"], metrics["best_step"] = val["accuracy"], step
+                best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if out_dir is not None and ranks.main:
+                    save_checkpoint(out_dir / BEST_NAME, model, run_config, metrics)
+            if (config.stop_at is not None and eligible and val["accuracy"] >= config.stop_at) or out_of_time:
                 break
         if step % config.checkpoint_every == 0:
             write(step)
     progress.close()
-    metrics["seconds"] = time.perf_counter() - started
+    metrics["seconds"] = elapsed()
+    if schedule is not None:
+        metrics["epsilon"] = schedule(step - 1)
     if history:
         metrics["val_accuracy"], metrics["val_loss"] = history[-1]["val_accuracy"], history[-1]["val_loss"]
+    metrics["steps"] = step
+    write(step)  # the latest weights, resumable
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
     test = _evaluate_all(model, task, task.test, config.batch_size, ranks)
-    metrics.update(test_accuracy=test["accuracy"], test_loss=test["loss"], steps=step)
+    metrics.update(test_accuracy=test["accuracy"], test_loss=test["loss"])
     metrics["converged"] = bool(target is not None and not metrics["diverged"] and test["accuracy"] >= target)
+    if out_dir is not None and best_weights is None:
+        metrics["best_step"] = None
     write(step, final=True)
+    if best_weights is not None and out_dir is not None and ranks.main:
+        save_checkpoint(out_dir / BEST_NAME, model, run_config, metrics)
+        checkpoint = out_dir / BEST_NAME
     return TrainResult(run_config, metrics, model, checkpoint)
 
 
-def _progress(config: TrainConfig, show: bool):
+def _resume(out_dir: Path, run_config: dict, model: nn.Module, optimizer, scheduler,
+            metrics: dict, loop: dict) -> tuple[int, Optional[dict]]:
+    """Load the run saved in ``out_dir`` into the objects given; returns ``(first step to
+    run, best weights or None)``. The saved settings must equal ``run_config``'s (but
+    ``RESUMABLE``)."""
+    trainer, saved = out_dir / TRAINER_NAME, out_dir / CHECKPOINT_NAME
+    if not trainer.is_file() or not saved.is_file():
+        raise FileNotFoundError(f"resume: {out_dir} holds no resumable run (needs {CHECKPOINT_NAME} and {TRAINER_NAME})")
+    previous = load_checkpoint(saved)
+    mine = {k: v for k, v in run_config["training"].items() if k not in RESUMABLE}
+    mine = json.loads(json.dumps(mine, default=_jsonable))
+    theirs = {k: v for k, v in previous.config.get("training", {}).items() if k not in RESUMABLE}
+    if mine != theirs or previous.config["model"] != run_config["model"]:
+        changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k)) or ["model"]
+        raise ValueError(f"resume: {out_dir} holds a run with other settings ({', '.join(changed)}); "
+                         f"resume with the same settings or train into a new folder")
+    state = torch.load(trainer, weights_only=True)
+    model.load_state_dict(previous.model.state_dict())
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    loop.update(state["loop"])
+    saved_metrics = dict(previous.metrics)
+    saved_metrics["history"] = [row for row in saved_metrics.get("history", []) if row["step"] <= state["step"]]
+    metrics.update(saved_metrics)
+    best = None
+    if metrics.get("best_step") is not None and (out_dir / BEST_NAME).is_file():
+        best = load_checkpoint(out_dir / BEST_NAME).model.state_dict()
+    torch.set_rng_state(state["rng"])
+    return state["step"] + 1, best
+
+
+def _atomic_torch_save(data: dict, path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(data, temporary)
+    os.replace(temporary, path)
+
+
+def _progress(config: TrainConfig, show: bool, done: int = 0):
     from tqdm.auto import tqdm
 
-    return tqdm(total=config.steps, desc=f"{config.task} {config.cell} s{config.seed}",
+    return tqdm(total=config.steps, initial=done, desc=f"{config.task} {config.cell} s{config.seed}",
                 disable=not (config.progress and show), leave=False, dynamic_ncols=True)
 
 

@@ -16,7 +16,7 @@ import cmru_neuro.checkpoint as checkpoint_module
 from cmru_neuro.checkpoint import load_checkpoint, save_checkpoint
 from cmru_neuro.models import build_model
 
-BLOCK = dict(input_size=3, output_size=2, cell="lru", hidden=8)
+BLOCK = dict(input_size=3, output_size=2, cell="lru", arch="block", hidden=8)
 STACK = dict(input_size=3, output_size=2, cell="cmru", arch="stack", hidden=6, readout="last")
 TASK = {"name": "copy-first", "options": {"length": 12, "classes": 3, "train_size": 40, "test_size": 10}}
 

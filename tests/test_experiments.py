@@ -27,7 +27,7 @@ BASE = TrainConfig(task="copy-first", task_options=dict(length=6, classes=2, tra
 def test_compare_writes_a_table_with_one_row_per_cell_and_the_files(tmp_path):
     result = compare(BASE, ["cmru", "lru"], [0, 1], str(tmp_path))  # 4 tiny runs
     lines = result["table"].splitlines()
-    assert lines[0].startswith("| cell | parameters | test accuracy") and len(lines) == 4
+    assert lines[0].startswith("| cell | width | parameters | test accuracy") and len(lines) == 4
     assert lines[2].startswith("| cmru |") and "/2 |" in lines[2]
     assert {"compare.md", "compare.json", "compare.png", "cmru-s0", "lru-s1"} <= {p.name for p in tmp_path.iterdir()}
     runs = result["summary"]["cmru"]

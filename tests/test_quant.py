@@ -103,7 +103,7 @@ def test_step_gate_rule_and_levels(dendrite, level):
     first_quadrant = quant.UnitSpec("fq-bmru", np.zeros(4), np.full(4, 10), np.full(4, 3), np.zeros(4))
     fq = quant.unit_step(first_quadrant, np.zeros((3, 4), np.int64), fq_level, candidate, False, True)
     relu = np.maximum(candidate, 0)
-    assert np.array_equal(fq.level, np.where(relu >= 10, 1, np.where(relu <= 3, 0, fq_level)))
+    assert np.array_equal(fq.level, np.where(relu >= 10, 1, np.where(relu < 3, 0, fq_level)))
 
 
 def test_step_reset_starts_from_the_initial_level():

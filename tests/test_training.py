@@ -53,10 +53,11 @@ def test_stop_at_stops_early_and_records_the_step_it_converged():
 
 def test_run_writes_a_reloadable_checkpoint_metrics_and_curves(tmp_path, capsys):
     result = train(TrainConfig(**TINY, steps=6, eval_every=3, checkpoint_every=3, out_dir=str(tmp_path)))
-    assert {p.name for p in tmp_path.iterdir()} == {"model.safetensors", "metrics.json", "curves.png"}
+    assert {p.name for p in tmp_path.iterdir()} == {"model.safetensors", "best.safetensors", "trainer.pt",
+                                                    "metrics.json", "curves.png"}
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["metrics"]["test_accuracy"] == result.metrics["test_accuracy"]
-    loaded = load_checkpoint(result.checkpoint, expect={"arch": "block", "cell": "cmru"})
+    loaded = load_checkpoint(result.checkpoint, expect={"arch": "reference", "cell": "cmru"})
     task = loaded.make_task()
     assert evaluate(loaded.model, task, task.test)["accuracy"] == result.metrics["test_accuracy"]
     assert main(["evaluate", str(result.checkpoint)]) == 0
@@ -74,7 +75,7 @@ def test_cli_train_runs_several_seeds_into_their_folders(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--task", "copy"], "unknown task 'copy'; expected one of copy-first, flip-flop"),
-    (["train", "--cell", "gru"], "unknown cell 'gru'; expected one of cmru, bmru, acmru, fq-bmru, lru, mingru, snn"),
+    (["train", "--cell", "gru"], "unknown cell 'gru'; expected one of cmru, bmru, acmru, fq-bmru, bmru-anneal, lru, mingru, mingru-lin, snn"),
     (["compare", "--cells", "cmru", "lstm"], "unknown cell(s) lstm"),
     (["train", "-o", "length"], "--option: expected KEY=VALUE"),
     (["train", "-o", "lenght=5"], "unknown option(s) lenght; valid options: length"),

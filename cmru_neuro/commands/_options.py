@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..models import CELLS
+from ..layers import INITS
+from ..models import ARCHS, CELLS
 from ..tasks import TASKS
 from ..training import TrainConfig
 
@@ -19,10 +20,25 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", default=DEFAULTS.arch, choices=("block", "stack"),
-                        help="'block': the paper's residual block; 'stack': the deployable MemoryNetwork")
-    parser.add_argument("--hidden", type=int, default=DEFAULTS.hidden, help="units per layer (default %(default)s)")
+    parser.add_argument("--arch", default=DEFAULTS.arch, choices=ARCHS,
+                        help="'reference': the authors' block; 'block': this project's earlier block; "
+                             "'stack': the deployable MemoryNetwork (default %(default)s)")
+    parser.add_argument("--hidden", type=int, default=DEFAULTS.hidden,
+                        help="model width (units per layer for block/stack) (default %(default)s)")
     parser.add_argument("--layers", type=int, default=DEFAULTS.layers, help="blocks / unit layers (default %(default)s)")
+    parser.add_argument("--state-size", type=int, default=DEFAULTS.state_size,
+                        help="reference arch: the cell's state width (default: the model width)")
+    parser.add_argument("--init", default=DEFAULTS.init, choices=INITS,
+                        help="'reference': the authors' initialisation; 'pytorch': this project's earlier one (default %(default)s)")
+    parser.add_argument("--positional", type=int, default=DEFAULTS.positional,
+                        help="reference arch: features of the learned positional encoding, 0 = none (default %(default)s)")
+    parser.add_argument("--conv", type=int, default=DEFAULTS.conv,
+                        help="reference arch: causal conv kernel before the cell, 0 = none (default %(default)s)")
+    for piece, what in (("pre-mlp", "the MLP before the first layer"), ("post-mlp", "the MLP after the last layer"),
+                        ("norm-after-cell", "the LayerNorm after the cell"), ("output-gate", "the sigmoid output gate"),
+                        ("skip-scale", "the learned scales on the skip paths")):
+        parser.add_argument(f"--no-{piece}", dest=piece.replace("-", "_"), action="store_false",
+                            help=f"reference arch: without {what}")
     parser.add_argument("--readout", choices=("last", "mean", "sequence"), help="default: the task's")
     parser.add_argument("--dropout", type=float, default=DEFAULTS.dropout)
     parser.add_argument("--init-scale", type=float, default=DEFAULTS.init_scale,
@@ -43,6 +59,16 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-at", type=float, help="stop once validation accuracy reaches this")
     parser.add_argument("--target", type=float, help="accuracy that counts as converged (default: the task's)")
     parser.add_argument("--time-limit", type=float, help="seconds of training per run")
+    parser.add_argument("--anneal", action=argparse.BooleanOptionalAction, default=None,
+                        help="epsilon annealing 1 -> 0 (default: on for bmru-anneal only)")
+    parser.add_argument("--anneal-hold", type=int, default=DEFAULTS.anneal_hold,
+                        help="annealing: steps at epsilon 1 (default %(default)s)")
+    parser.add_argument("--anneal-decay", type=int, default=DEFAULTS.anneal_decay,
+                        help="annealing: steps of the linear decay to 0 (default %(default)s)")
+    parser.add_argument("--no-keep-best", dest="keep_best", action="store_false",
+                        help="score the test split with the last weights, not the best validation checkpoint")
+    parser.add_argument("--rate-penalty", type=float, default=DEFAULTS.rate_penalty,
+                        help="weight of the update-rate penalty mean(z)^2 per memory-unit layer (default %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -72,7 +98,11 @@ def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
     """A :class:`TrainConfig` from parsed arguments (``overrides`` win)."""
     values = dict(
         task=args.task, task_options=parse_options(args.option), arch=args.arch, hidden=args.hidden,
-        layers=args.layers, readout=args.readout, dropout=args.dropout, init_scale=args.init_scale,
+        layers=args.layers, state_size=args.state_size, init=args.init, positional=args.positional,
+        conv=args.conv, pre_mlp=args.pre_mlp, post_mlp=args.post_mlp, norm_after_cell=args.norm_after_cell,
+        output_gate=args.output_gate, skip_scale=args.skip_scale, anneal=args.anneal,
+        anneal_hold=args.anneal_hold, anneal_decay=args.anneal_decay, keep_best=args.keep_best,
+        rate_penalty=args.rate_penalty, readout=args.readout, dropout=args.dropout, init_scale=args.init_scale,
         threshold_bias=args.threshold_bias, input_bias=args.input_bias, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, clip=args.clip, eval_every=args.eval_every,
         checkpoint_every=args.eval_every, stop_at=args.stop_at, target=args.target,

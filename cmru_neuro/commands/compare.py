@@ -19,13 +19,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     add_model_arguments(parser)
     add_training_arguments(parser)
+    parser.add_argument("--budget", type=int, metavar="PARAMETERS",
+                        help="size each cell's width to this parameter count (closest; the table says each count)")
     parser.add_argument("--out", metavar="DIR", help="write compare.md/.json/.png and one folder per run")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..experiments import compare, is_main_process
 
-    result = compare(config_from_args(args), check_cells(args.cells), args.seeds, args.out)
+    result = compare(config_from_args(args), check_cells(args.cells), args.seeds, args.out, budget=args.budget)
     if is_main_process():
         print(result["table"])
     return 0

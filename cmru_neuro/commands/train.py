@@ -8,7 +8,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from ..models import check_cell
+from ..models import CELLS, check_cell
 from ._options import (
     add_model_arguments,
     add_task_arguments,
@@ -19,12 +19,14 @@ from ._options import (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_task_arguments(parser)
-    parser.add_argument("--cell", default="cmru", help="bmru, cmru, acmru, fq-bmru, lru, mingru or snn")
+    parser.add_argument("--cell", default="cmru", help=f"one of {', '.join(CELLS)} (default %(default)s)")
     add_model_arguments(parser)
     add_training_arguments(parser)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
     parser.add_argument("--out", metavar="DIR",
                         help="write model.safetensors, metrics.json, curves.png (DIR/s<seed>/ for several seeds)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run(s) saved in --out (same settings) from the last checkpoint")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from ..training import train
 
     check_cell(args.cell)
-    base = config_from_args(args, cell=args.cell)
+    if args.resume and not args.out:
+        raise ValueError("--resume: expected --out DIR naming the run to continue")
+    base = config_from_args(args, cell=args.cell, resume=args.resume)
     out = Path(args.out) if args.out else None
     if len(args.seeds) == 1:
         configs = [replace(base, seed=args.seeds[0], out_dir=str(out) if out else None)]

@@ -96,7 +96,7 @@ class BMRU(MemoryUnitProcess):
 
 
 class FirstQuadrantBMRU(MemoryUnitProcess):
-    """First-quadrant BMRU: level 1 where ``relu(c) >= threshold``, 0 where ``<= threshold_low``."""
+    """First-quadrant BMRU: level 1 where ``relu(c) >= threshold``, 0 where ``< threshold_low`` (strict)."""
 
     kind = "fq-bmru"
 
