@@ -10,7 +10,7 @@ from torch import Tensor
 
 
 def check_tensor(value, name: str) -> Tensor:
-    """A floating-point tensor with finite values."""
+    """A floating-point tensor with finite values (:func:`check_finite`)."""
     if not isinstance(value, Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
     if not (value.is_floating_point() or value.is_complex()):
@@ -18,9 +18,26 @@ def check_tensor(value, name: str) -> Tensor:
             f"{name}: expected a floating-point tensor, got dtype {value.dtype} "
             f"(convert with .float())"
         )
+    return check_finite(value, name)
+
+
+def check_real_tensor(value, name: str) -> Tensor:
+    """A real floating-point tensor with finite values: the input of a spiking neuron."""
+    if check_tensor(value, name).is_complex():
+        raise TypeError(f"{name}: expected a real floating-point tensor, got dtype {value.dtype}")
+    return value
+
+
+def check_finite(value: Tensor, name: str) -> Tensor:
+    """NaN or inf in ``value`` raise ``ValueError`` at once on the CPU. On CUDA the check is
+    queued (``torch._assert_async``: no host-device sync); a failure surfaces at a later
+    synchronisation as a device-side assertion, which ends the process's CUDA context."""
+    message = f"{name}: expected finite values, got NaN or inf"
+    if value.device.type == "cuda":
+        torch._assert_async(torch.isfinite(value).all(), message)
     # One reduction first (NaN and inf propagate through a sum); the exact check only then.
-    if not torch.isfinite(value.sum()) and not torch.isfinite(value).all():
-        raise ValueError(f"{name}: expected finite values, got NaN or inf")
+    elif not torch.isfinite(value.sum()) and not torch.isfinite(value).all():
+        raise ValueError(message)
     return value
 
 

@@ -12,6 +12,8 @@ module                             NIR node
 ``snn.Leaky``                      ``LIF`` (snnTorch's convention: ``tau = 1e-4 / (1 - beta)``,
                                    ``r = tau / 1e-4``; reset mechanism kept in metadata)
 Norse ``LIFBoxCell`` / ``LIFCell``  ``LIF`` / ``CubaLIF`` (``tau = 1 / tau_inv``, ``r = 1``)
+Norse ``LIBoxCell`` / ``LICell``    ``LI`` / ``CubaLI`` (same convention); ``LILinearCell``:
+                                   ``Linear`` then ``CubaLI``
 our neurons and cells              :class:`CMRU` (below)
 core ``CMRU`` / ``BMRU`` /          a sub-graph ``Input -> Affine (projection) -> CMRU
 ``AlphaCMRU`` layers               (output_state) -> Output``
@@ -19,6 +21,9 @@ core ``CMRU`` / ``BMRU`` /          a sub-graph ``Input -> Affine (projection) -
 
 Importing this module registers :class:`CMRU` with NIR, so ``nir.read`` loads files that hold
 it. Round trip: ``from_nir(nir.read(path))`` gives the same outputs, step for step.
+
+``to_nir(net, lowered=True, dt=...)`` writes units with a fixed threshold in standard nodes
+only (:func:`lower`), for readers that never import this package.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from . import snntorch as cs
 
 BACKENDS = ("snntorch", "norse")
 SNNTORCH_DT = 1e-4  # snnTorch's NIR convention: tau = dt / (1 - beta)
+NORSE_DT = 1e-3  # norse.torch.from_nir's default time step
 
 
 @dataclass(eq=False)
@@ -102,18 +108,99 @@ _register()
 # --------------------------------------------------------------------------------------
 
 
-def to_nir(net: nn.Module) -> nir.NIRGraph:
-    """A chain of modules -> ``nir.NIRGraph`` (Input, one node per module, Output)."""
+def to_nir(net: nn.Module, lowered: bool = False, dt: float = SNNTORCH_DT) -> nir.NIRGraph:
+    """A chain of modules -> ``nir.NIRGraph`` (Input, one node per module, Output).
+
+    ``lowered``: our units as standard nodes (:func:`lower`) instead of :class:`CMRU`, for
+    the importer that steps with ``dt`` (``SNNTORCH_DT`` for snnTorch, ``NORSE_DT`` for Norse).
+    """
     if not isinstance(net, nn.Module):
         raise TypeError(f"net: expected a torch.nn.Module, got {type(net).__name__}")
     nodes, width = [], None
     for index, module in enumerate(_chain(net)):
-        node = _export(module, width, index)
-        nodes.append(node)
-        width = int(node.output_type["output"][0])
+        exported = _export(module, width, index)
+        if not lowered:
+            nodes.append(exported)
+        else:
+            parts = exported.nodes.values() if isinstance(exported, nir.NIRGraph) else [exported]
+            for node in parts:
+                if isinstance(node, CMRU):
+                    nodes = _fuse(nodes, lower(node, dt, f"net[{index}] ({type(module).__name__})"))
+                elif not isinstance(node, (nir.Input, nir.Output)):
+                    nodes.append(node)
+        width = int(exported.output_type["output"][0])
     if not nodes:
         raise ValueError("net: expected at least one module to export, got an empty chain")
     return nir.NIRGraph.from_list(*nodes)
+
+
+def lower(node: CMRU, dt: float = SNNTORCH_DT, where: str = "node") -> list[nir.NIRNode]:
+    """A :class:`CMRU` node with a fixed threshold -> standard NIR nodes, in a chain::
+
+        Linear [I; -I]              (c, -c)                                     (2H,)
+        LIF tau = dt, r = 1, b'     [c > b'] and [-c > b'], memoryless at step dt (2H,)
+        Linear [I, -I]              e = [c >= |beta|] - [-c >= |beta|]          (H,)
+        (output_state) I r = alpha / dt, then Affine (I, h0): h = h0 + alpha sum e
+
+    (:func:`to_nir` folds the first Linear into a preceding Linear / Affine.)
+
+    ``b'`` is the float32 just below ``|beta|`` (NIR's thresholds are strict, ours are not;
+    0 for the lower half where ``beta = 0``, where sign(0) = +1). A LIF with ``tau = dt``
+    forgets its membrane in one Euler step of ``dt``, so an importer stepping with ``dt``
+    sees a threshold. Events hold for CMRU and BMRU; the state only for CMRU (a BMRU
+    latches, which no standard node does). The LIF node's metadata keeps the unit
+    (``cmru_*`` keys), so :func:`from_nir` rebuilds our neuron; other readers ignore it.
+    """
+    if node.threshold_from_input or node.step_from_input:
+        raise ValueError(
+            f"{where}: lowered export expected a fixed threshold and step (threshold_from_input "
+            f"and step_from_input False), got threshold_from_input={node.threshold_from_input}, "
+            f"step_from_input={node.step_from_input}; export with lowered=False"
+        )
+    epsilon = set(np.unique(node.epsilon).tolist())
+    if epsilon not in ({1.0}, {0.0}) or (node.output_state and epsilon != {1.0}):
+        raise ValueError(
+            f"{where}: lowered export expected epsilon all 1 (CMRU), or all 0 (BMRU) with event "
+            f"output, got epsilon {sorted(epsilon)} with output_state={node.output_state}; "
+            "export with lowered=False"
+        )
+    width = node.alpha.shape[0]
+    identity = np.eye(width, dtype=np.float32)
+    below = np.nextafter(np.abs(node.threshold), np.float32(-np.inf))
+    threshold = np.concatenate([below, np.where(node.threshold != 0, below, np.float32(0))])
+    unit = {f"cmru_{name}": getattr(node, name) for name in _LOWERED_FIELDS}
+    nodes = [
+        nir.Linear(weight=np.concatenate([identity, -identity]), metadata={"cmru_stack": True}),
+        nir.LIF(
+            tau=np.full(2 * width, dt),
+            r=np.ones(2 * width),
+            v_leak=np.zeros(2 * width),
+            v_threshold=threshold,
+            v_reset=np.zeros(2 * width),
+            metadata={**unit, **node.metadata},
+        ),
+        nir.Linear(weight=np.concatenate([identity, -identity], axis=1)),
+    ]
+    if node.output_state:
+        nodes.append(nir.I(r=node.alpha.astype(np.float64) / dt))
+        nodes.append(nir.Affine(weight=identity, bias=node.h0.copy()))
+    return nodes
+
+
+_LOWERED_FIELDS = ("alpha", "threshold", "epsilon", "h0", "output_state")
+
+
+def _fuse(nodes: list[nir.NIRNode], lowered: list[nir.NIRNode]) -> list[nir.NIRNode]:
+    """Append ``lowered``, folding its leading ``[I; -I]`` into a preceding Linear / Affine."""
+    if not nodes or not isinstance(nodes[-1], (nir.Linear, nir.Affine)):
+        return [*nodes, *lowered]
+    last = nodes[-1]
+    weight = np.concatenate([last.weight, -last.weight])
+    if isinstance(last, nir.Linear):
+        fused = nir.Linear(weight=weight)
+    else:
+        fused = nir.Affine(weight=weight, bias=np.concatenate([last.bias, -last.bias]))
+    return [*nodes[:-1], fused, *lowered[1:]]
 
 
 def _chain(net: nn.Module) -> list[nn.Module]:
@@ -122,7 +209,20 @@ def _chain(net: nn.Module) -> list[nn.Module]:
     return [net]
 
 
-_NEURONS = (cs.MemoryNeuron, cn.MemoryModule, nt.LIFBoxCell, nt.LIFCell)  # and snn.Leaky itself
+# Norse cell <-> NIR node, and each parameter's NIR field (``*_inv`` parameters are inverted:
+# ``tau = 1 / tau_inv``); ``r = 1`` on export. Norse's LILinearCell exports as Linear + CubaLI.
+_NORSE_CELLS = {
+    nt.LIFBoxCell: (nir.LIF, nt.LIFBoxParameters,
+                    {"tau_mem_inv": "tau", "v_leak": "v_leak", "v_th": "v_threshold",
+                     "v_reset": "v_reset"}),
+    nt.LIFCell: (nir.CubaLIF, nt.LIFParameters,
+                 {"tau_syn_inv": "tau_syn", "tau_mem_inv": "tau_mem", "v_leak": "v_leak",
+                  "v_th": "v_threshold", "v_reset": "v_reset"}),
+    nt.LIBoxCell: (nir.LI, nt.LIBoxParameters, {"tau_mem_inv": "tau", "v_leak": "v_leak"}),
+    nt.LICell: (nir.CubaLI, nt.LIParameters,
+                {"tau_syn_inv": "tau_syn", "tau_mem_inv": "tau_mem", "v_leak": "v_leak"}),
+}
+_NEURONS = (cs.MemoryNeuron, cn.MemoryModule, *_NORSE_CELLS)  # and snn.Leaky itself
 
 
 def _export(module: nn.Module, width, index: int) -> nir.NIRNode:
@@ -134,10 +234,16 @@ def _export(module: nn.Module, width, index: int) -> nir.NIRNode:
         return nir.Affine(weight=weight, bias=_numpy(module.bias))
     if isinstance(module, layers.MemoryUnit) and not isinstance(module, layers.FirstQuadrantBMRU):
         return _export_layer(module)
+    if isinstance(module, nt.LILinearCell):
+        weight = _numpy(module.input_weights)
+        return nir.NIRGraph.from_list(
+            nir.Linear(weight=weight), _export_norse(nt.LICell, module.p, weight.shape[0])
+        )
     if not (isinstance(module, _NEURONS) or type(module) is snn.Leaky):
         raise TypeError(
-            f"{where}: expected one of nn.Linear, snn.Leaky, norse LIFBoxCell / LIFCell, the "
-            "cmru_neuro neurons or layers (or nn.Sequential / SequentialState of them)"
+            f"{where}: expected one of nn.Linear, snn.Leaky, norse LIFBoxCell / LIFCell / "
+            "LIBoxCell / LICell / LILinearCell, the cmru_neuro neurons or layers (or "
+            "nn.Sequential / SequentialState of them)"
         )
     width = _width_of(module, width, where)
     if isinstance(module, (cs.MemoryNeuron, cn.MemoryModule)):
@@ -145,24 +251,17 @@ def _export(module: nn.Module, width, index: int) -> nir.NIRNode:
         return _export_neuron(module, width)
     if type(module) is snn.Leaky:
         return _export_leaky(module, width, where)
-    if isinstance(module, nt.LIFBoxCell):
-        p = module.p
-        return nir.LIF(
-            tau=_vector(1.0 / p.tau_mem_inv, width),
-            r=_vector(1.0, width),
-            v_leak=_vector(p.v_leak, width),
-            v_threshold=_vector(p.v_th, width),
-            v_reset=_vector(p.v_reset, width),
-        )
-    p = module.p  # a Norse LIFCell
-    return nir.CubaLIF(
-        tau_syn=_vector(1.0 / p.tau_syn_inv, width),
-        tau_mem=_vector(1.0 / p.tau_mem_inv, width),
-        r=_vector(1.0, width),
-        v_leak=_vector(p.v_leak, width),
-        v_threshold=_vector(p.v_th, width),
-        v_reset=_vector(p.v_reset, width),
-    )
+    return _export_norse(next(c for c in _NORSE_CELLS if isinstance(module, c)), module.p, width)
+
+
+def _export_norse(cell: type, p, width: int) -> nir.NIRNode:
+    """A Norse cell's parameters -> its NIR node (``tau = 1 / tau_inv``, ``r = 1``)."""
+    node_type, _, fields = _NORSE_CELLS[cell]
+    values = {
+        field: _vector(1.0 / getattr(p, name) if name.endswith("_inv") else getattr(p, name), width)
+        for name, field in fields.items()
+    }
+    return node_type(r=_vector(1.0, width), **values)
 
 
 def _width_of(module: nn.Module, width, where: str) -> int:
@@ -290,8 +389,35 @@ def from_nir(
         graph = nir.read(graph)
     if not isinstance(graph, nir.NIRGraph):
         raise TypeError(f"graph: expected a nir.NIRGraph or a path, got {type(graph).__name__}")
-    modules = [_import(node, name, backend, dt) for name, node in _ordered(graph, "graph")]
+    ordered = _raise_lowered(_ordered(graph, "graph"))
+    modules = [_import(node, name, backend, dt) for name, node in ordered]
     return nn.Sequential(*modules) if backend == "snntorch" else nt.SequentialState(*modules)
+
+
+def _raise_lowered(ordered: list[tuple[str, nir.NIRNode]]) -> list[tuple[str, nir.NIRNode]]:
+    """Lowered units (a LIF whose metadata keeps the unit, see :func:`lower`) back to
+    :class:`CMRU` nodes: the preceding ``[W; -W]`` keeps its top half (the ``[I; -I]``
+    stack goes), the ``[I, -I]`` Linear and, for the state, ``I`` and ``Affine`` go."""
+    result, index = [], 0
+    while index < len(ordered):
+        name, node = ordered[index]
+        metadata = node.metadata if isinstance(node, nir.LIF) else {}
+        unit = {f: metadata[f"cmru_{f}"] for f in _LOWERED_FIELDS if f"cmru_{f}" in metadata}
+        if len(unit) != len(_LOWERED_FIELDS):
+            result.append((name, node))
+            index += 1
+            continue
+        stacked = result.pop()[1] if result else None
+        if stacked is not None and not np.asarray(stacked.metadata.get("cmru_stack", False)):
+            top = {"weight": stacked.weight[: len(stacked.weight) // 2]}
+            if isinstance(stacked, nir.Affine):
+                top["bias"] = stacked.bias[: len(stacked.bias) // 2]
+            result.append((f"{name}.input", type(stacked)(**top)))
+        output_state = bool(np.asarray(unit["output_state"]))
+        extra = {k: v for k, v in metadata.items() if not k.startswith("cmru_")}
+        result.append((name, CMRU(**{**unit, "output_state": output_state}, metadata=extra)))
+        index += 4 if output_state else 2
+    return result
 
 
 def _ordered(graph: nir.NIRGraph, where: str) -> list[tuple[str, nir.NIRNode]]:
@@ -344,24 +470,18 @@ def _import(node: nir.NIRNode, where: str, backend: str, dt: float) -> nn.Module
             init_hidden=True,
             output=_snntorch_output(node),
         )
-    if isinstance(node, nir.LIF) and backend == "norse":
-        p = nt.LIFBoxParameters(
-            tau_mem_inv=_tensor(1.0 / node.tau),
-            v_leak=_tensor(node.v_leak),
-            v_th=_tensor(node.v_threshold),
-            v_reset=_tensor(node.v_reset),
-        )
-        return nt.LIFBoxCell(p, dt=dt)
-    if isinstance(node, nir.CubaLIF) and backend == "norse":
-        p = nt.LIFParameters(
-            tau_syn_inv=_tensor(1.0 / node.tau_syn),
-            tau_mem_inv=_tensor(1.0 / node.tau_mem),
-            v_leak=_tensor(node.v_leak),
-            v_th=_tensor(node.v_threshold),
-            v_reset=_tensor(node.v_reset),
-        )
-        return nt.LIFCell(p, dt=dt)
+    if backend == "norse" and type(node) in _NORSE_NODES:
+        cell = _NORSE_NODES[type(node)]
+        _, parameters, fields = _NORSE_CELLS[cell]
+        values = {
+            name: _tensor(1.0 / getattr(node, f) if name.endswith("_inv") else getattr(node, f))
+            for name, f in fields.items()
+        }
+        return cell(parameters(**values), dt=dt)
     raise TypeError(f"{where}: no {backend} module for a {type(node).__name__} node")
+
+
+_NORSE_NODES = {node_type: cell for cell, (node_type, _, _) in _NORSE_CELLS.items()}
 
 
 def _import_unit(node: CMRU, where: str, backend: str) -> nn.Module:
@@ -402,4 +522,4 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-__all__ = ["BACKENDS", "CMRU", "from_nir", "to_nir"]
+__all__ = ["BACKENDS", "CMRU", "NORSE_DT", "SNNTORCH_DT", "from_nir", "lower", "to_nir"]

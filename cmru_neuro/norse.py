@@ -21,7 +21,7 @@ from norse.torch.module.snn import SNN, SNNCell
 from torch import Tensor, nn
 
 from . import functional as F
-from ._checks import check_choice
+from ._checks import check_choice, check_real_tensor
 from .layers import MODES
 
 
@@ -193,17 +193,12 @@ class MemoryModule(nn.Module):
 
     def _check_input(self, input_tensor, leading: int) -> torch.Size:
         """Validate the input; return the state shape (``leading`` axes dropped)."""
-        if not isinstance(input_tensor, Tensor):
-            hint = (
-                " (did you swap input_tensor and state?)" if isinstance(input_tensor, tuple) else ""
-            )
+        if isinstance(input_tensor, tuple):
             raise TypeError(
-                f"input_tensor: expected a torch.Tensor, got {type(input_tensor).__name__}{hint}"
+                "input_tensor: expected a torch.Tensor, got tuple "
+                "(did you swap input_tensor and state?)"
             )
-        if not input_tensor.is_floating_point():
-            raise TypeError(
-                f"input_tensor: expected a floating-point tensor, got dtype {input_tensor.dtype}"
-            )
+        check_real_tensor(input_tensor, "input_tensor")
         if input_tensor.dim() < leading + 1:
             raise ValueError(
                 f"input_tensor: expected at least {leading + 1} axes, got shape {tuple(input_tensor.shape)}"

@@ -1,8 +1,9 @@
 """Reset the state of every stateful neuron inside one network.
 
-``snntorch.utils.reset`` only knows a fixed list of snnTorch classes, only looks at top-level
-children and resets every registered neuron in the process. :func:`reset` walks
-``net.modules()`` (nested ones included) and touches nothing outside ``net``.
+For its own classes ``snntorch.utils.reset`` only knows a fixed list, only looks at top-level
+children and resets every registered neuron in the process (:mod:`cmru_neuro.snntorch`
+wraps it so that it also resets ours inside ``net``). :func:`reset` walks ``net.modules()``
+(nested ones included) for ours and snnTorch's alike and touches nothing outside ``net``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from torch import nn
 
 
 def reset(net: nn.Module) -> int:
-    """Zero (and detach) the hidden state of every snnTorch-style neuron in ``net``: ours
-    (:mod:`cmru_neuro.snntorch`) and snnTorch's (anything with ``reset_mem``). Norse
-    modules and the core layers keep no state between calls and need none.
+    """Reset (and detach) the hidden state of every snnTorch-style neuron in ``net``: ours
+    (:mod:`cmru_neuro.snntorch`: the next step starts from ``h0``) and snnTorch's (anything
+    with ``reset_mem``: zeros). Norse modules and the core layers keep no state between calls
+    and need none.
 
     Returns how many neurons were reset.
     """

@@ -16,16 +16,30 @@ down or up; ``output_state=True`` outputs the state instead); ``mem = h_t``, the
 state (multiples of ``alpha`` for CMRU / BMRU). With ``sequence=True`` the neuron takes a
 whole time-first sequence ``(T, B, ..., k H)`` and runs it in parallel (``mode``). All math
 is :mod:`cmru_neuro.functional`.
+
+Where the memory is: an event ``z_t sign(c_t)`` depends on the current input only, so a
+drop-in for ``snn.Leaky`` with spike output remembers nothing unless something keeps the
+state. Two configurations carry it: ``output_state=True`` (the output is ``h_t``), or spike
+output into an integrating readout, ``nn.Linear(H, C, bias=False)`` then
+``snn.Leaky(beta=1.0, reset_mechanism="none")``, whose ``mem`` is ``W (h_t - h_0) / alpha``.
+
+snnTorch's own tools: importing this module makes ``snntorch.utils.reset(net)`` (called by
+``snntorch.backprop`` and NeuroBench's ``SNNTorchModel``) also reset the neurons of this
+module inside ``net``, at any depth. ``reset_mem()`` / ``init_cmru()`` return an empty
+placeholder that the next step replaces by ``h0`` in the input's shape, as snnTorch's.
 """
 
 from __future__ import annotations
 
+import functools
+
 import snntorch
+import snntorch.utils
 import torch
 from torch import Tensor, nn
 
 from . import functional as F
-from ._checks import check_choice, check_positive_int
+from ._checks import check_choice, check_positive_int, check_real_tensor
 from .layers import MODES
 
 
@@ -126,13 +140,12 @@ class MemoryNeuron(snntorch.SpikingNeuron):
                 "mem: should not be passed while init_hidden=True (the neuron keeps it)"
             )
         state_shape = self._check_input(input_)
-        if mem is None:
-            if self.mem.shape != state_shape:
-                self.mem = self._fresh(
-                    torch.zeros(state_shape, dtype=input_.dtype, device=input_.device)
-                )
-        else:
+        if mem is not None:
             self.mem = _check_mem(mem, state_shape)
+        if self.mem.shape != state_shape:  # a placeholder from reset_mem, or a new shape
+            self.mem = self._fresh(
+                torch.zeros(state_shape, dtype=input_.dtype, device=input_.device)
+            )
         if self.sequence:
             h, events = self._scan(input_)
             self.mem = h[-1]
@@ -175,11 +188,11 @@ class MemoryNeuron(snntorch.SpikingNeuron):
 
     def _check_input(self, input_) -> torch.Size:
         """Validate ``input_`` and return the shape of one step's state."""
-        if not isinstance(input_, Tensor):
-            hint = " (did you swap input_ and mem?)" if isinstance(input_, tuple) else ""
-            raise TypeError(f"input_: expected a torch.Tensor, got {type(input_).__name__}{hint}")
-        if not input_.is_floating_point():
-            raise TypeError(f"input_: expected a floating-point tensor, got dtype {input_.dtype}")
+        if isinstance(input_, tuple):
+            raise TypeError(
+                "input_: expected a torch.Tensor, got tuple (did you swap input_ and mem?)"
+            )
+        check_real_tensor(input_, "input_")
         if input_.dim() < (2 if self.sequence else 1):
             raise ValueError(
                 f"input_: expected at least {'(time, batch, ...)' if self.sequence else '(batch, ...)'}"
@@ -207,13 +220,14 @@ class MemoryNeuron(snntorch.SpikingNeuron):
         return blocks
 
     def reset_mem(self) -> Tensor:
-        """Reset the state to ``h0`` (zeros by default), keeping its shape; returns it, as
-        ``snn.Leaky.reset_mem``."""
-        self.mem = self._fresh(torch.zeros_like(self.mem))
+        """Forget the state (and its graph); returns the empty placeholder ``(0,)`` that
+        ``forward`` accepts as ``mem``: the next step starts from ``h0`` (zeros by default)
+        in its input's shape, whatever the batch size (snnTorch's lazy state)."""
+        self.mem = self.mem.new_zeros(0)
         return self.mem
 
     def _fresh(self, zeros: Tensor) -> Tensor:
-        return zeros if self.h0 is None or not zeros.numel() else zeros + self.h0
+        return zeros if self.h0 is None else zeros + self.h0
 
     @classmethod
     def detach_hidden(cls) -> None:
@@ -246,17 +260,21 @@ class MemoryNeuron(snntorch.SpikingNeuron):
 class CMRU(MemoryNeuron):
     """Cumulative memory neuron: ``h_t = h_{t-1} + alpha z_t sign(c_t)`` (a ladder of levels)."""
 
+    init_cmru = MemoryNeuron.reset_mem  # as snn.Leaky.init_leaky
+
 
 class BMRU(MemoryNeuron):
     """Bistable memory neuron: set to ``alpha sign(c_t)`` where ``|c_t| >= |beta|``, else hold."""
 
     epsilon = 0.0
+    init_bmru = MemoryNeuron.reset_mem
 
 
 class AlphaCMRU(MemoryNeuron):
     """Relaxed CMRU: steps by ``softplus(a_t)``, ``a_t`` the last block of the input."""
 
     step_from_input = True
+    init_alpha_cmru = MemoryNeuron.reset_mem
 
     def __init__(self, threshold: float | Tensor = 1.0, spike_grad=None, **kwargs):
         for name in ("alpha", "learn_alpha"):
@@ -265,6 +283,25 @@ class AlphaCMRU(MemoryNeuron):
                     f"{name}: not an option of AlphaCMRU (its step comes from the input)"
                 )
         super().__init__(threshold, spike_grad, **kwargs)
+
+
+def _also_reset_memory_neurons(snntorch_reset):
+    """``snntorch.utils.reset`` as it is, then :meth:`MemoryNeuron.reset_mem` on every one
+    of ours inside ``net`` (snnTorch's own list of classes does not know them)."""
+
+    @functools.wraps(snntorch_reset)
+    def reset(net):
+        snntorch_reset(net)
+        for module in net.modules():
+            if isinstance(module, MemoryNeuron):
+                module.reset_mem()
+
+    reset.resets_memory_neurons = True
+    return reset
+
+
+if not getattr(snntorch.utils.reset, "resets_memory_neurons", False):  # once per process
+    snntorch.utils.reset = _also_reset_memory_neurons(snntorch.utils.reset)
 
 
 def _registered(cls) -> list[MemoryNeuron]:
@@ -294,7 +331,7 @@ def _check_mem(mem, shape: torch.Size) -> Tensor:
     if not isinstance(mem, Tensor):
         hint = " (pass mem, not the (spk, mem) tuple)" if isinstance(mem, tuple) else ""
         raise TypeError(f"mem: expected a torch.Tensor, got {type(mem).__name__}{hint}")
-    if mem.shape != shape:
+    if mem.shape != shape and mem.numel():  # empty: the placeholder of reset_mem
         raise ValueError(
             f"mem: expected shape {tuple(shape)} (this neuron's state for this input), got "
             f"{tuple(mem.shape)} (a state from another layer, or input_ and mem swapped?)"

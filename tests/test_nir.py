@@ -205,3 +205,190 @@ def test_round_trip_keeps_snntorch_output_flags(tmp_path):
         (spk, mem), (spk_r, mem_r) = net(x_t), rebuilt(x_t)
         torch.testing.assert_close(spk_r, spk)
         torch.testing.assert_close(mem_r, mem)
+
+
+# -- lowered export: standard nodes only, read where cmru_neuro is never imported ----------
+
+
+def on_grid(net: nn.Module) -> nn.Module:
+    """Weights and biases on multiples of 1/4: every current is exact in any summation order,
+    and with integer inputs |c| hits the thresholds 0.5 / 0.25 exactly (ties)."""
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randint(-4, 5, p.shape) / 4)
+    return net
+
+
+def grid_input() -> torch.Tensor:
+    return torch.randint(-3, 4, (40, 5, F_IN)).float()
+
+
+RUN_ELSEWHERE = """
+import sys
+import nir, numpy as np, torch
+graph, x = nir.read(sys.argv[2]), torch.from_numpy(np.load(sys.argv[3]))
+if sys.argv[1] == "snntorch":
+    from snntorch.import_nir import import_from_nir
+    net, outputs = import_from_nir(graph), []
+    for x_t in x:
+        outputs.append(net(x_t)[0])
+else:
+    import norse.torch
+    net, state, outputs = norse.torch.from_nir(graph), None, []
+    for x_t in x:
+        out, state = net(x_t, state)
+        outputs.append(out)
+assert not any(name.startswith("cmru_neuro") for name in sys.modules), "cmru_neuro imported"
+np.save(sys.argv[4], torch.stack(outputs).detach().numpy())
+"""
+
+
+def run_elsewhere(backend: str, graph: nir.NIRGraph, x: torch.Tensor, tmp_path) -> torch.Tensor:
+    """Outputs ``(T, B, H)`` of the other project's own NIR importer, in a fresh process."""
+    import subprocess
+    import sys
+
+    paths = [tmp_path / name for name in ("net.nir", "x.npy", "out.npy")]
+    nir.write(paths[0], graph)
+    np.save(paths[1], x.numpy())
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_ELSEWHERE, backend, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return torch.from_numpy(np.load(paths[2]))
+
+
+def events_and_ties(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Our neuron's events ``(T, B, H)`` and how many currents sat exactly on a threshold."""
+    neuron = net[-1]
+    threshold = neuron.threshold if isinstance(neuron, cs.MemoryNeuron) else neuron.p.threshold
+    ties = int((net[0](x).abs() == threshold.abs()).sum())
+    if isinstance(neuron, cs.MemoryNeuron):
+        return snntorch_outputs(net, x), ties
+    shape = (*x.shape[:2], H)
+    return norse_outputs(net, x)[: shape[0] * shape[1] * H].reshape(shape), ties
+
+
+def test_lowered_graph_holds_standard_nodes_only():
+    net = nn.Sequential(nn.Linear(F_IN, H), cs.CMRU(threshold=0.5, init_hidden=True))
+    graph = cnir.to_nir(net, lowered=True)
+    kinds = [type(node).__name__ for node in graph.nodes.values()]
+    assert kinds == ["Input", "Affine", "LIF", "Linear", "Output"]
+    lif = graph.nodes["lif"]
+    assert lif.v_threshold.dtype == np.float32 and np.all(lif.v_threshold < 0.5)
+    assert np.all(np.nextafter(lif.v_threshold, np.float32(1)) == np.float32(0.5))
+    np.testing.assert_array_equal(lif.tau, np.full(2 * H, cnir.SNNTORCH_DT))
+
+
+@pytest.mark.parametrize("cls", [cs.CMRU, cs.BMRU])
+def test_lowered_graph_in_snntorch_import_from_nir_gives_our_events_ties_included(cls, tmp_path):
+    net = on_grid(nn.Sequential(nn.Linear(F_IN, H), cls(threshold=0.5, init_hidden=True)))
+    x = grid_input()
+    expected, ties = events_and_ties(net, x)
+    assert ties > 0 and (expected == -1).any() and (expected == 1).any()
+    graph = cnir.to_nir(net, lowered=True, dt=cnir.SNNTORCH_DT)
+    assert torch.equal(run_elsewhere("snntorch", graph, x, tmp_path), expected)
+
+
+def test_lowered_graph_in_norse_from_nir_gives_our_events_ties_included(tmp_path):
+    """Per-unit thresholds (one of them 0: sign(0) = +1) pass Norse's importer too."""
+    threshold = torch.tensor([0.5, 0.25, 0.0, 0.75, 0.5, 0.25])
+    p = cn.CMRUParameters(threshold=threshold, alpha=torch.ones(H))
+    net = on_grid(nt.SequentialState(nn.Linear(F_IN, H), cn.CMRUCell(p)))
+    x = grid_input()
+    expected, ties = events_and_ties(net, x)
+    assert ties > 0
+    graph = cnir.to_nir(net, lowered=True, dt=cnir.NORSE_DT)
+    assert torch.equal(run_elsewhere("norse", graph, x, tmp_path), expected)
+
+
+@pytest.mark.parametrize("output_state", [False, True])
+@pytest.mark.parametrize("backend", ["snntorch", "norse"])
+def test_lowered_graph_imports_back_as_our_neuron(backend, output_state, tmp_path):
+    neuron = cs.CMRU(threshold=torch.rand(H) + 0.25, size=H, alpha=torch.rand(H) + 0.5,
+                     h0=torch.rand(H), init_hidden=True, output_state=output_state)
+    net = nn.Sequential(nn.Linear(F_IN, H), neuron)
+    x = 2 * torch.randn(T, B, F_IN)
+    expected = snntorch_outputs(net, x)
+    rebuilt = round_trip(cnir.to_nir(net, lowered=True), tmp_path, backend)
+    if backend == "snntorch":
+        assert [type(m) for m in rebuilt] == [nn.Linear, cs.CMRU]
+        assert torch.equal(snntorch_outputs(rebuilt, x), expected)
+    else:
+        assert [type(m) for m in rebuilt] == [nn.Linear, cn.CMRUCell]
+        outputs = norse_outputs(rebuilt, x)[: expected.numel()].reshape(expected.shape)
+        assert torch.equal(outputs, expected)
+
+
+@pytest.mark.parametrize("backend", ["snntorch", "norse"])
+def test_lowered_events_without_our_metadata_import_as_standard_modules(backend):
+    """A tool that drops node metadata leaves Linear, LIF (tau = dt), Linear: same events."""
+    neuron = cs.CMRU(threshold=torch.rand(H) + 0.25, size=H, init_hidden=True)
+    net = nn.Sequential(nn.Linear(F_IN, H), neuron)
+    x = 2 * torch.randn(T, B, F_IN)
+    expected = snntorch_outputs(net, x)
+    graph = cnir.to_nir(net, lowered=True, dt=cnir.SNNTORCH_DT)
+    for node in graph.nodes.values():
+        node.metadata = {}
+    rebuilt = cnir.from_nir(graph, backend=backend, dt=cnir.SNNTORCH_DT)
+    spiking = snn.Leaky if backend == "snntorch" else nt.LIFBoxCell
+    assert [type(m) for m in rebuilt] == [nn.Linear, spiking, nn.Linear]
+    if backend == "snntorch":
+        outputs = snntorch_outputs(rebuilt, x)
+    else:
+        outputs = norse_outputs(rebuilt, x)[: expected.numel()].reshape(expected.shape)
+    assert torch.equal(outputs, expected)
+
+
+def test_lowered_state_output_is_an_integrator_of_alpha_events():
+    """NIR's I node, ``dv/dt = r x``, under forward Euler at ``dt``: ``h = h0 + alpha sum e``."""
+    alpha, h0 = torch.rand(H) + 0.5, torch.rand(H)
+    neuron = cs.CMRU(threshold=0.5, size=H, alpha=alpha, h0=h0, init_hidden=True, output_state=True)
+    net = nn.Sequential(nn.Linear(F_IN, H), neuron)
+    graph = cnir.to_nir(net, lowered=True, dt=cnir.NORSE_DT)
+    kinds = [type(node).__name__ for node in graph.nodes.values()]
+    assert kinds == ["Input", "Affine", "LIF", "Linear", "I", "Affine", "Output"]
+    x = 2 * torch.randn(T, B, F_IN)
+    expected = snntorch_outputs(net, x)
+    events = snntorch_outputs(nn.Sequential(net[0], cs.CMRU(threshold=0.5, init_hidden=True)), x)
+    integrator, offset = graph.nodes["i"], graph.nodes["affine_1"]
+    v = torch.cumsum(cnir.NORSE_DT * torch.from_numpy(integrator.r).float() * events, dim=0)
+    state = v @ torch.from_numpy(offset.weight).T + torch.from_numpy(offset.bias)
+    torch.testing.assert_close(state, expected, rtol=1e-6, atol=1e-5)
+
+
+def test_lowered_export_errors_say_what_has_no_standard_form():
+    for neuron, words in [
+        (cs.CMRU(threshold_from_input=True, init_hidden=True), "threshold_from_input=True"),
+        (cs.AlphaCMRU(init_hidden=True), "step_from_input=True"),
+        (cs.BMRU(init_hidden=True, output_state=True), "output_state=True"),
+    ]:
+        net = nn.Sequential(nn.Linear(F_IN, neuron.streams * H), neuron)
+        with pytest.raises(ValueError, match=r"net\[1\] \(\w+\): lowered export expected") as info:
+            cnir.to_nir(net, lowered=True)
+        assert words in str(info.value) and "lowered=False" in str(info.value)
+
+
+# -- Norse's LI readouts -------------------------------------------------------------------
+
+
+def test_norse_li_readouts_round_trip(tmp_path):
+    net = nt.SequentialState(
+        nn.Linear(F_IN, H),
+        cn.CMRUCell(cn.CMRUParameters(threshold=torch.tensor(0.5)), output_state=True),
+        trained_like(nt.LILinearCell(H, H)),
+        trained_like(nt.LIBoxCell(nt.LIBoxParameters(tau_mem_inv=torch.tensor(50.0)))),
+        nn.Linear(H, 2),
+        trained_like(nt.LICell(nt.LIParameters(tau_syn_inv=torch.tensor(80.0)))),
+    )
+    x = 2 * torch.randn(T, B, F_IN)
+    expected = norse_outputs(net, x)
+    rebuilt = round_trip(cnir.to_nir(net), tmp_path, "norse")
+    assert [type(m) for m in rebuilt] == [
+        nn.Linear, cn.CMRUCell, nn.Linear, nt.LICell, nt.LIBoxCell, nn.Linear, nt.LICell
+    ]
+    torch.testing.assert_close(norse_outputs(rebuilt, x), expected)

@@ -94,13 +94,25 @@ def test_reset_detaches_the_graph():
     assert not any(state.requires_grad for state in stateful(net))
 
 
-def test_snntorch_reset_misses_our_neurons():
-    """Why cmru_neuro.reset exists: snnTorch's own reset does not know our classes."""
-    net = make_net()
+def ours(net: nn.Module) -> list[torch.Tensor]:
+    return [m.mem for m in net.modules() if isinstance(m, cs.MemoryNeuron)]
+
+
+def test_snntorch_reset_resets_our_nested_neurons_in_that_network_only():
+    """snnTorch's own reset (what snntorch.backprop and NeuroBench call) knows our classes
+    once cmru_neuro.snntorch is imported: nested ones in ``net``, none elsewhere."""
+    net, other = make_net(), make_net()
     run(net)
+    run(other)
+    before = [state.clone() for state in ours(other)]
     snntorch.utils.reset(net)
-    ours = [m.mem for m in net.modules() if isinstance(m, cs.MemoryNeuron)]
-    assert any(state.abs().sum() > 0 for state in ours)
+    assert len(ours(net)) == 2 and all(state.numel() == 0 for state in ours(net))
+    assert all(torch.equal(a, b) and a.abs().sum() > 0 for a, b in zip(ours(other), before))
+    run(net)  # starts again from h0 = 0, as a fresh copy does
+    fresh = make_net()
+    fresh.load_state_dict(net.state_dict())
+    run(fresh)
+    assert torch.equal(net[0].inner[1].mem, fresh[0].inner[1].mem)
 
 
 def test_class_helpers_do_not_crash_on_a_mixed_network():

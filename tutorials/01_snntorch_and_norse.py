@@ -41,8 +41,13 @@ hidden = 16
 # %% [markdown]
 # ## 1. The snnTorch pipeline, step by step in time
 # `init_hidden=True` neurons keep their state between calls; `reset(net)` resets every
-# neuron inside `net` (nested ones too) and nothing else. The readout is a `Leaky` whose
-# membrane at the last step gives the class scores.
+# neuron inside `net` (nested ones too) and nothing else (snnTorch's own
+# `snntorch.utils.reset`, which `snntorch.backprop` and NeuroBench call, resets ours too).
+# The readout is a `Leaky` whose membrane at the last step gives the class scores.
+#
+# A CMRU's events depend on the current input only; the memory is its state. So the CMRU
+# below passes its state on (`output_state=True`); with spike output, an integrating readout
+# (`Linear(bias=False)` + `snn.Leaky(beta=1.0, reset_mechanism="none")`) carries it instead.
 
 # %%
 def snntorch_pipeline(memory: nn.Module) -> nn.Sequential:
@@ -132,7 +137,7 @@ print(f"Norse, CMRU memory:      test accuracy {train(norse_net, run_norse):.2f}
 # `nir.read` can load once `cmru_neuro` is imported.
 
 # %%
-import nir  # noqa: E402
+import nir
 
 path = Path(tempfile.mkdtemp()) / "pipeline.nir"
 nir.write(path, cnir.to_nir(cmru))
@@ -141,3 +146,21 @@ x, _ = task.batch(task.test, torch.arange(8))
 with torch.no_grad():
     assert torch.allclose(run(cmru, x), run(rebuilt, x), atol=1e-5)
 print("NIR round trip: identical outputs; nodes:", sorted(nir.read(path).nodes))
+
+# %% [markdown]
+# A unit with a fixed threshold also exports in standard NIR nodes only (`lowered=True`:
+# Affine, LIF as a threshold, Linear; the state as an integrator), which readers that know
+# nothing of `cmru_neuro` load. snnTorch's own importer, here on the events of a CMRU
+# with one threshold (its importer wants one per layer):
+
+# %%
+from snntorch.import_nir import import_from_nir
+
+events = nn.Sequential(cmru[0], cs.CMRU(threshold=1.0, init_hidden=True))
+lowered = cnir.to_nir(events, lowered=True, dt=cnir.SNNTORCH_DT)
+print("lowered nodes:", [type(node).__name__ for node in lowered.nodes.values()])
+theirs = import_from_nir(lowered)
+reset(events)
+with torch.no_grad():
+    assert all(torch.equal(events(x_t), theirs(x_t)[0]) for x_t in x)
+print("snnTorch's import_from_nir: the same events")
