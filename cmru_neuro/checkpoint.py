@@ -20,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from .files import atomic_write
 from .models import ModelConfig, build_model
 
 FORMAT = "cmru-neuro/1"
@@ -67,16 +68,7 @@ def save_checkpoint(path: PathLike, model: nn.Module, config: dict, metrics: Opt
     tensors = {name: value.detach().cpu().contiguous().clone() for name, value in model.state_dict().items()}
     header = json.dumps({"format": FORMAT, "config": config, "metrics": metrics or {}})
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file(tensors, str(temporary), metadata={METADATA_KEY: header})
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return path
+    return atomic_write(path, lambda temporary: save_file(tensors, str(temporary), metadata={METADATA_KEY: header}))
 
 
 def load_checkpoint(path: PathLike, expect: Optional[dict] = None) -> Checkpoint:
@@ -106,6 +98,7 @@ def load_checkpoint(path: PathLike, expect: Optional[dict] = None) -> Checkpoint
         raise ValueError(f"checkpoint {path}: not a cmru-neuro checkpoint (missing or malformed {error})") from None
     except ValueError as error:
         raise ValueError(f"checkpoint {path}: {error}") from None
+    _check_finite(path, tensors)
     _check_expected(path, model_config, expect or {})
     with torch.random.fork_rng(devices=[]):
         model = build_model(model_config)
@@ -121,6 +114,14 @@ def _model_config(values) -> ModelConfig:
     if not isinstance(values, dict):
         raise ValueError(f"model config: expected a dict, got {type(values).__name__}")
     return ModelConfig.from_dict(values)
+
+
+def _check_finite(path: Path, tensors: dict) -> None:
+    """Refuse weights holding NaN or inf, naming the tensors."""
+    bad = [name for name, tensor in tensors.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise ValueError(f"checkpoint {path}: non-finite (NaN or inf) values in {', '.join(bad[:5])}"
+                         f"{' ...' if len(bad) > 5 else ''}; the run that wrote it diverged")
 
 
 def _check_expected(path: Path, config: ModelConfig, expect: dict) -> None:

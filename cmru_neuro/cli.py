@@ -30,14 +30,35 @@ class UserError(Exception):
     """A problem with the user's input: reported as one line, exit status 2."""
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cmru-neuro")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows every valued option's default (unless its help already does; flags have none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and action.nargs != 0 and "%(default)" not in text
+                and action.default not in (None, argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cmru-neuro",
         description="Cumulative memory recurrent units: train, compare, estimate energy, deploy to Lava.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name, (module, help_) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_, description=help_)
+        command = sub.add_parser(name, help=help_, description=help_, formatter_class=HelpFormatter)
         command.set_defaults(_module=module)
         importlib.import_module(module).add_arguments(command)
     return parser
@@ -51,13 +72,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
-    except (UserError, ValueError, TypeError, FileNotFoundError, KeyError) as error:
-        message = error.args[0] if error.args else str(error)
-        print(f"cmru-neuro {args.command}: error: {message}", file=sys.stderr)
+    except (UserError, ValueError, TypeError, KeyError, OSError) as error:
+        print(f"cmru-neuro {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"cmru-neuro {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(error: Exception) -> str:
+    """The error's message on one line (an OSError as ``reason: path``)."""
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename}"
+    message = error.args[0] if error.args else type(error).__name__
+    return " ".join(str(message).split())
 
 
 if __name__ == "__main__":

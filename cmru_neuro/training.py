@@ -22,6 +22,7 @@ trains on its 1/N slice, evaluation is summed over ranks, rank 0 writes the file
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -35,6 +36,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .files import RunFolder, atomic_write
 from .layers import MemoryUnit
 from .models import ANNEALED_CELLS, CellChoice, ModelConfig, build_model, dataclass_from_dict
 from .schedule import EpsilonSchedule
@@ -47,7 +49,7 @@ METRICS_NAME = "metrics.json"
 CURVES_NAME = "curves.png"
 SETTLED_EPSILON = 1e-5  # annealing: checkpoints count as BMRU once epsilon is below this
 #: Settings that may differ between a run and its resumption.
-RESUMABLE = ("resume", "progress", "time_limit", "out_dir")
+RESUMABLE = ("resume", "overwrite", "progress", "time_limit", "out_dir")
 
 
 @dataclass(kw_only=True)
@@ -64,6 +66,7 @@ class TrainConfig(CellChoice):
     keep_best: score the test split with the best eligible validation checkpoint.
     rate_penalty: adds ``rate_penalty * mean(z)^2`` per memory-unit layer (z: update gates).
     resume: continue the run saved in ``out_dir`` (same settings but ``RESUMABLE``).
+    overwrite: replace a run already in ``out_dir`` (else such a folder is refused).
     """
 
     task: str = "copy-first"
@@ -89,6 +92,7 @@ class TrainConfig(CellChoice):
     rate_penalty: float = 0.0
     out_dir: Optional[str] = None
     resume: bool = False
+    overwrite: bool = False
     progress: bool = True
 
     def __post_init__(self):
@@ -106,6 +110,14 @@ class TrainConfig(CellChoice):
                 raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
         if not self.rate_penalty >= 0:
             raise ValueError(f"rate_penalty: expected a non-negative number, got {self.rate_penalty!r}")
+        for name in ("stop_at", "target"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ValueError(f"{name}: expected an accuracy in [0, 1], got {value!r}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"time_limit: expected a positive number of seconds, got {self.time_limit!r}")
+        if self.resume and self.overwrite:
+            raise ValueError("resume, overwrite: expected at most one of them, got both")
         if self.resume and not self.out_dir:
             raise ValueError("resume: expected an out_dir holding the run to continue, got none")
         self.betas = tuple(self.betas)
@@ -239,6 +251,13 @@ def train(config: TrainConfig | dict, *, data_parallel: Optional[bool] = None) -
     ranks = _Ranks(data_parallel)
     if ranks.enabled:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // ranks.world))
+    folder = (RunFolder(config.out_dir, overwrite=config.overwrite, resume=config.resume)
+              if config.out_dir and ranks.main else contextlib.nullcontext())
+    with folder:  # checked and locked before any work
+        return _train(config, ranks)
+
+
+def _train(config: TrainConfig, ranks: _Ranks) -> TrainResult:
     task = make_task(config.task, **config.task_options)
     model_config = config.model_config(task)
     torch.manual_seed(config.seed)
@@ -298,49 +317,67 @@ def train(config: TrainConfig | dict, *, data_parallel: Optional[bool] = None) -
     def elapsed() -> float:
         return time.perf_counter() - started
 
+    def _loop() -> int:
+        """The training steps; returns the last step done."""
+        nonlocal best_weights
+        step = first - 1
+        for step in range(first, config.steps + 1):
+            epsilon = schedule.apply(model, step - 1) if schedule is not None else None
+            index = next(batches)[ranks.rank :: ranks.world][:per_rank]
+            inputs, targets = task.batch(train_rows, index)
+            loss = task.loss(network(inputs), targets)
+            if config.rate_penalty:
+                loss = loss + config.rate_penalty * sum(unit.update_rate.square() for unit in units)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            optimizer.step()
+            scheduler.step()
+            value = loss.item()
+            if ranks.any(not math.isfinite(value)):
+                metrics["diverged"] = True
+                break
+            loop["running"], loop["seen"] = loop["running"] + value, loop["seen"] + 1
+            progress.update(1)
+            out_of_time = config.time_limit is not None and ranks.any(elapsed() > config.time_limit)
+            if step % config.eval_every == 0 or step == config.steps or out_of_time:
+                val = _evaluate_all(model, task, val_rows, config.batch_size, ranks)
+                history.append({"step": step, "train_loss": loop["running"] / max(loop["seen"], 1),
+                                "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+                                "lr": scheduler.get_last_lr()[0], "seconds": elapsed(),
+                                **({} if epsilon is None else {"epsilon": epsilon})})
+                loop["running"], loop["seen"] = 0.0, 0
+                progress.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", val=f"{val['accuracy']:.3f}")
+                if target is not None and metrics["steps_to_converge"] is None and val["accuracy"] >= target:
+                    metrics["steps_to_converge"] = step
+                eligible = epsilon is None or epsilon < SETTLED_EPSILON
+                if config.keep_best and eligible and val["accuracy"] > loop["best"]:
+                    loop["best"], metrics["best_step"] = val["accuracy"], step
+                    best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    if out_dir is not None and ranks.main:
+                        save_checkpoint(out_dir / BEST_NAME, model, run_config, metrics)
+                if (config.stop_at is not None and eligible and val["accuracy"] >= config.stop_at) or out_of_time:
+                    break
+            if step % config.checkpoint_every == 0:
+                write(step)
+        return step
+
     progress = _progress(config, ranks.main, first - 1)
     network.train()
     step = first - 1
-    for step in range(first, config.steps + 1):
-        epsilon = schedule.apply(model, step - 1) if schedule is not None else None
-        index = next(batches)[ranks.rank :: ranks.world][:per_rank]
-        inputs, targets = task.batch(train_rows, index)
-        loss = task.loss(network(inputs), targets)
-        if config.rate_penalty:
-            loss = loss + config.rate_penalty * sum(unit.update_rate.square() for unit in units)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        optimizer.step()
-        scheduler.step()
-        value = loss.item()
-        if ranks.any(not math.isfinite(value)):
-            metrics["diverged"] = True
-            break
-        loop["running"], loop["seen"] = loop["running"] + value, loop["seen"] + 1
-        progress.update(1)
-        out_of_time = config.time_limit is not None and ranks.any(elapsed() > config.time_limit)
-        if step % config.eval_every == 0 or step == config.steps or out_of_time:
-            val = _evaluate_all(model, task, val_rows, config.batch_size, ranks)
-            history.append({"step": step, "train_loss": loop["running"] / max(loop["seen"], 1),
-                            "val_loss": val["loss"], "val_accuracy": val["accuracy"],
-                            "lr": scheduler.get_last_lr()[0], "seconds": elapsed(),
-                            **({} if epsilon is None else {"epsilon": epsilon})})
-            loop["running"], loop["seen"] = 0.0, 0
-            progress.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", val=f"{val['accuracy']:.3f}")
-            if target is not None and metrics["steps_to_converge"] is None and val["accuracy"] >= target:
-                metrics["steps_to_converge"] = step
-            eligible = epsilon is None or epsilon < SETTLED_EPSILON
-            if config.keep_best and eligible and val["accuracy"] > loop["best"]:
-                loop["best"], metrics["best_step"] = val["accuracy"], step
-                best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                if out_dir is not None and ranks.main:
-                    save_checkpoint(out_dir / BEST_NAME, model, run_config, metrics)
-            if (config.stop_at is not None and eligible and val["accuracy"] >= config.stop_at) or out_of_time:
-                break
-        if step % config.checkpoint_every == 0:
-            write(step)
+    try:
+        step = _loop()
+    except KeyboardInterrupt:  # the last checkpoint stays as it was; say what happened
+        progress.close()
+        if out_dir is not None and ranks.main:
+            done = history[-1]["step"] if history else first - 1
+            metrics.update(interrupted=True, seconds=elapsed(), steps=done)
+            write_json(out_dir / METRICS_NAME, {"config": run_config, "metrics": metrics})
+            plot_histories({f"{config.cell} seed {config.seed} (interrupted)": history}, out_dir / CURVES_NAME,
+                           title=f"{config.task}: {config.cell} (interrupted at step {done})")
+        raise
     progress.close()
+    metrics["interrupted"] = False
     metrics["seconds"] = elapsed()
     if schedule is not None:
         metrics["epsilon"] = schedule(step - 1)
@@ -394,9 +431,7 @@ def _resume(out_dir: Path, run_config: dict, model: nn.Module, optimizer, schedu
 
 
 def _atomic_torch_save(data: dict, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(data, temporary)
-    os.replace(temporary, path)
+    atomic_write(path, lambda temporary: torch.save(data, temporary))
 
 
 def _progress(config: TrainConfig, show: bool, done: int = 0):
@@ -408,9 +443,8 @@ def _progress(config: TrainConfig, show: bool, done: int = 0):
 
 def write_json(path: Path, data) -> None:
     """Write JSON atomically (temporary file, then rename)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, default=_jsonable))
-    os.replace(temporary, path)
+    text = json.dumps(data, indent=2, default=_jsonable)
+    atomic_write(path, lambda temporary: temporary.write_text(text))
 
 
 def _jsonable(value):

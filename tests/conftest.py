@@ -42,3 +42,35 @@ def fit_copy_first():
         return correct / total
 
     return fit
+
+
+@pytest.fixture
+def interrupt_training(monkeypatch):
+    """``interrupt_training(after)``: the next :func:`cmru_neuro.training.train` raises
+    KeyboardInterrupt when it fetches its ``after``-th training batch (as Ctrl-C would);
+    ``interrupt_training(None)`` undoes it."""
+    from cmru_neuro import training
+
+    make_task = training.make_task
+
+    class Interrupting:
+        def __init__(self, task, after: int):
+            self.task, self.calls, self.after = task, 0, after
+
+        def __getattr__(self, name):
+            return getattr(self.task, name)
+
+        def batch(self, split, index):
+            if split is not self.task.test and len(index) == training.TrainConfig().batch_size:
+                self.calls += 1
+                if self.calls == self.after:
+                    raise KeyboardInterrupt
+            return self.task.batch(split, index)
+
+    def interrupt(after):
+        if after is None:
+            monkeypatch.setattr(training, "make_task", make_task)
+        else:
+            monkeypatch.setattr(training, "make_task", lambda *a, **k: Interrupting(make_task(*a, **k), after))
+
+    return interrupt

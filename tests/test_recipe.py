@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmru_neuro import CMRU, FirstQuadrantBMRU, MemoryUnit
-from cmru_neuro import training as training_module
 from cmru_neuro.baselines import LRU, MinGRU
 from cmru_neuro.checkpoint import load_checkpoint
 from cmru_neuro.cli import main
@@ -201,32 +200,14 @@ def test_rate_penalty_reaches_the_gates():
     assert units and all(unit.projection.weight.grad.abs().sum() > 0 for unit in units)
 
 
-class _Interrupting:
-    """A task whose training batches raise KeyboardInterrupt at the ``after``-th call."""
-
-    def __init__(self, task, after: int):
-        self.task, self.calls, self.after = task, 0, after
-
-    def __getattr__(self, name):
-        return getattr(self.task, name)
-
-    def batch(self, split, index):
-        if split is not self.task.test and len(index) == TrainConfig().batch_size:
-            self.calls += 1
-            if self.calls == self.after:
-                raise KeyboardInterrupt
-        return self.task.batch(split, index)
-
-
 @pytest.mark.parametrize("cell", ["cmru", "bmru-anneal"])
-def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch, cell):
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, interrupt_training, cell):
     config = dict(TINY, cell=cell, steps=30, eval_every=5, checkpoint_every=10, anneal_hold=5, anneal_decay=10)
     whole = train(TrainConfig(**config, out_dir=str(tmp_path / "whole")))
-    make_task = training_module.make_task
-    monkeypatch.setattr(training_module, "make_task", lambda *a, **k: _Interrupting(make_task(*a, **k), 25))
+    interrupt_training(25)
     with pytest.raises(KeyboardInterrupt):
         train(TrainConfig(**config, out_dir=str(tmp_path / "cut")))
-    monkeypatch.setattr(training_module, "make_task", make_task)
+    interrupt_training(None)
     assert load_checkpoint(tmp_path / "cut" / "model.safetensors").metrics["steps"] == 20
     resumed = train(TrainConfig(**config, out_dir=str(tmp_path / "cut"), resume=True))
     for name, value in whole.model.state_dict().items():
@@ -241,7 +222,7 @@ def test_resume_refuses_other_settings_and_missing_runs(tmp_path):
     with pytest.raises(ValueError, match=r"other settings \(lr\)"):
         train(TrainConfig(**TINY, steps=4, eval_every=2, checkpoint_every=2, lr=0.5, out_dir=str(tmp_path / "run"),
                           resume=True))
-    with pytest.raises(FileNotFoundError, match="holds no resumable run"):
+    with pytest.raises(FileNotFoundError, match="holds no run to continue"):
         train(TrainConfig(**TINY, steps=4, out_dir=str(tmp_path / "empty"), resume=True))
     assert main(["train", "--resume"]) == 2
 

@@ -40,7 +40,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--no-{piece}", dest=piece.replace("-", "_"), action="store_false",
                             help=f"reference arch: without {what}")
     parser.add_argument("--readout", choices=("last", "mean", "sequence"), help="default: the task's")
-    parser.add_argument("--dropout", type=float, default=DEFAULTS.dropout)
+    parser.add_argument("--dropout", type=float, default=DEFAULTS.dropout, help="dropout in the MLPs and after the cell")
     parser.add_argument("--init-scale", type=float, default=DEFAULTS.init_scale,
                         help="factor on the cell's input weights at initialisation")
     parser.add_argument("--threshold-bias", type=float, default=DEFAULTS.threshold_bias,
@@ -50,12 +50,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=int, default=DEFAULTS.steps)
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    parser.add_argument("--steps", type=int, default=DEFAULTS.steps, help="training steps (the cosine schedule's length)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="sequences per step")
     parser.add_argument("--lr", type=float, default=DEFAULTS.lr, help="peak learning rate (cosine to 1%%)")
-    parser.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
+    parser.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay, help="AdamW weight decay on every parameter")
     parser.add_argument("--clip", type=float, default=DEFAULTS.clip, help="gradient-norm clipping")
-    parser.add_argument("--eval-every", type=int, default=DEFAULTS.eval_every)
+    parser.add_argument("--eval-every", type=int, default=DEFAULTS.eval_every,
+                        help="steps between validation evaluations and checkpoints")
     parser.add_argument("--stop-at", type=float, help="stop once validation accuracy reaches this")
     parser.add_argument("--target", type=float, help="accuracy that counts as converged (default: the task's)")
     parser.add_argument("--time-limit", type=float, help="seconds of training per run")
@@ -69,6 +70,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                         help="score the test split with the last weights, not the best validation checkpoint")
     parser.add_argument("--rate-penalty", type=float, default=DEFAULTS.rate_penalty,
                         help="weight of the update-rate penalty mean(z)^2 per memory-unit layer (default %(default)s)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace runs already in --out (else a used folder is refused)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -85,6 +88,19 @@ def parse_options(pairs: list[str]) -> dict:
         except json.JSONDecodeError:
             options[key.replace("-", "_")] = text
     return options
+
+
+def add_seeds_argument(parser: argparse.ArgumentParser, default: list[int]) -> None:
+    parser.add_argument("--seeds", type=int, nargs="+", default=default,
+                        help="one run per seed, distinct (default %(default)s)")
+
+
+def check_seeds(seeds: list[int]) -> list[int]:
+    """``seeds`` if no seed repeats, else a ValueError naming the repeats."""
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise ValueError(f"--seeds: expected distinct seeds, got {', '.join(map(str, repeated))} more than once")
+    return seeds
 
 
 def check_cells(cells: list[str]) -> list[str]:
@@ -106,7 +122,7 @@ def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
         threshold_bias=args.threshold_bias, input_bias=args.input_bias, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, clip=args.clip, eval_every=args.eval_every,
         checkpoint_every=args.eval_every, stop_at=args.stop_at, target=args.target,
-        time_limit=args.time_limit, progress=not args.no_progress,
+        time_limit=args.time_limit, overwrite=args.overwrite, progress=not args.no_progress,
     )
     values.update(overrides)
     return TrainConfig.from_dict(values)

@@ -8,15 +8,17 @@ from ._options import (
     add_model_arguments,
     add_task_arguments,
     add_training_arguments,
+    add_seeds_argument,
     check_cells,
+    check_seeds,
     config_from_args,
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_task_arguments(parser)
-    parser.add_argument("--cells", nargs="+", default=["bmru", "cmru", "acmru", "lru", "mingru"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--cells", nargs="+", default=["bmru", "cmru", "acmru", "lru", "mingru"], help="cells to compare")
+    add_seeds_argument(parser, [0, 1, 2])
     add_model_arguments(parser)
     add_training_arguments(parser)
     parser.add_argument("--budget", type=int, metavar="PARAMETERS",
@@ -27,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..experiments import compare, is_main_process
 
-    result = compare(config_from_args(args), check_cells(args.cells), args.seeds, args.out, budget=args.budget)
+    result = compare(config_from_args(args), check_cells(args.cells), check_seeds(args.seeds), args.out, budget=args.budget)
     if is_main_process():
         print(result["table"])
     return 0

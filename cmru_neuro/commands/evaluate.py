@@ -7,8 +7,8 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="a model.safetensors written by cmru-neuro train")
-    parser.add_argument("--split", choices=("test", "train"), default="test")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--split", choices=("test", "train"), default="test", help="which split to score")
+    parser.add_argument("--batch-size", type=int, default=64, help="sequences per forward pass")
 
 
 def run(args: argparse.Namespace) -> int:

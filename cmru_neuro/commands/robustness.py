@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-noise", type=float, nargs="*", default=[0.1, 0.3], help="input noise std")
     parser.add_argument("--state-noise", type=float, nargs="*", default=[0.01, 0.05], help="state noise std per step")
     parser.add_argument("--samples", type=int, help="score only the first N test sequences")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise draws")
     parser.add_argument("--out", metavar="DIR", help="write robustness.md/.json/.png")
 
 

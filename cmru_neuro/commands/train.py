@@ -1,20 +1,27 @@
 """``cmru-neuro train``: train one cell on a task (one or several seeds), with checkpoints,
-JSON metrics and learning curves. Under ``torchrun --nproc_per_node=N``: one seed trains data
-parallel; several seeds are split across the ranks."""
+JSON metrics and learning curves. Every run is saved in a folder of its own (``--out``, or
+a new time-stamped one under ``runs/train/``) and the command says where. Under
+``torchrun --nproc_per_node=N``: one seed trains data parallel; several seeds are split
+across the ranks."""
 
 from __future__ import annotations
 
 import argparse
+import time
 from dataclasses import replace
 from pathlib import Path
 
 from ..models import CELLS, check_cell
 from ._options import (
     add_model_arguments,
+    add_seeds_argument,
     add_task_arguments,
     add_training_arguments,
+    check_seeds,
     config_from_args,
 )
+
+DEFAULT_ROOT = Path("runs") / "train"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,9 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cell", default="cmru", help=f"one of {', '.join(CELLS)} (default %(default)s)")
     add_model_arguments(parser)
     add_training_arguments(parser)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
+    add_seeds_argument(parser, [0])
     parser.add_argument("--out", metavar="DIR",
-                        help="write model.safetensors, metrics.json, curves.png (DIR/s<seed>/ for several seeds)")
+                        help="write model.safetensors, best.safetensors, trainer.pt, metrics.json, curves.png "
+                             f"(DIR/s<seed>/ for several seeds; default: a new folder under {DEFAULT_ROOT}/)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run(s) saved in --out (same settings) from the last checkpoint")
 
@@ -34,20 +42,20 @@ def run(args: argparse.Namespace) -> int:
     from ..training import train
 
     check_cell(args.cell)
+    seeds = check_seeds(args.seeds)
     if args.resume and not args.out:
         raise ValueError("--resume: expected --out DIR naming the run to continue")
     base = config_from_args(args, cell=args.cell, resume=args.resume)
-    out = Path(args.out) if args.out else None
-    if len(args.seeds) == 1:
-        configs = [replace(base, seed=args.seeds[0], out_dir=str(out) if out else None)]
+    out = Path(args.out) if args.out else DEFAULT_ROOT / f"{args.task}-{args.cell}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if len(seeds) == 1:
+        configs = [replace(base, seed=seeds[0], out_dir=str(out))]
         results = [train(configs[0]).metrics]
     else:
-        configs = [replace(base, seed=seed, out_dir=str(out / f"s{seed}") if out else None) for seed in args.seeds]
+        configs = [replace(base, seed=seed, out_dir=str(out / f"s{seed}")) for seed in seeds]
         results = run_sweep(configs)
     if is_main_process():
         for config, metrics in zip(configs, results):
-            where = f" -> {config.out_dir}" if config.out_dir else ""
             print(f"{config.task} {config.cell} seed {config.seed}: test accuracy {metrics['test_accuracy']:.4f}, "
                   f"test loss {metrics['test_loss']:.4g}, {metrics['steps']} steps, "
-                  f"{metrics['seconds']:.0f} s{where}")
+                  f"{metrics['seconds']:.0f} s; saved in {config.out_dir}")
     return 0

@@ -1,0 +1,193 @@
+"""Faults survived: run folders are a run's own (refused when used, locked while written,
+checked before any work), interrupted runs say so, broken checkpoints are refused with the
+project's own errors, and command-line mistakes are one line. docs/reliability.md records
+how many inputs and faults each test tries."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from filelock import FileLock
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors.torch import save_file
+
+from cmru_neuro import training as training_module
+from cmru_neuro.checkpoint import load_checkpoint, save_checkpoint
+from cmru_neuro.cli import build_parser, main
+from cmru_neuro.files import LOCK_NAME, RunFolder
+from cmru_neuro.models import build_model
+from cmru_neuro.training import TrainConfig, train
+
+pytestmark = pytest.mark.reliability
+
+TINY = dict(task="copy-first", task_options=dict(length=6, classes=2, train_size=80, test_size=10),
+            hidden=4, layers=1, progress=False)
+CLI_TINY = ["--task", "copy-first", "-o", "length=6", "-o", "train_size=80", "-o", "test_size=10",
+            "--hidden", "4", "--layers", "1", "--steps", "2", "--eval-every", "2", "--no-progress"]
+
+
+def one_line_error(capsys, code, *fragments):
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+# -- run folders ---------------------------------------------------------------------------
+
+
+def test_a_used_folder_is_refused_unless_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *CLI_TINY, "--out", str(out)]) == 0
+    first = (out / "metrics.json").read_text()
+    one_line_error(capsys, main(["train", *CLI_TINY, "--lr", "0.5", "--out", str(out)]),
+                   "already holds a run", "--overwrite", "--resume")
+    assert (out / "metrics.json").read_text() == first  # nothing lost
+    assert main(["train", *CLI_TINY, "--lr", "0.5", "--out", str(out), "--overwrite"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["config"]["training"]["lr"] == 0.5
+
+
+def test_a_folder_being_written_is_refused(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    with FileLock(str(out / LOCK_NAME)):
+        with pytest.raises(FileExistsError, match="being written by another run"):
+            train(TrainConfig(**TINY, steps=2, out_dir=str(out)))
+    assert not (out / "metrics.json").exists()
+
+
+def test_two_concurrent_runs_on_one_folder_one_wins_one_is_refused(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "cmru_neuro.cli", "train", *CLI_TINY, "--steps", "40", "--out", str(out)]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    refused = next(err for code, err in results if code == 2).strip()
+    assert len(refused.splitlines()) == 1 and ("being written by another run" in refused or "already holds" in refused)
+    assert load_checkpoint(out / "model.safetensors").metrics["steps"] == 40
+
+
+@pytest.mark.parametrize("where, message", [("file", "is a file"), ("proc", "cannot create")])
+def test_bad_output_paths_fail_before_any_work(tmp_path, monkeypatch, capsys, where, message):
+    out = tmp_path / "taken" if where == "file" else "/proc/cmru-neuro-run"
+    if where == "file":
+        out.write_text("not a folder")
+    monkeypatch.setattr(training_module, "make_task", lambda *a, **k: pytest.fail("work started"))
+    one_line_error(capsys, main(["train", *CLI_TINY, "--out", str(out)]), message)
+
+
+def test_train_without_out_saves_into_a_new_folder_and_says_where(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *CLI_TINY]) == 0
+    line = capsys.readouterr().out.strip()
+    folder = line.rsplit("saved in ", 1)[1]
+    assert folder.startswith("runs/train/copy-first-cmru-") and (tmp_path / folder / "model.safetensors").exists()
+
+
+def test_an_interrupted_run_says_so_keeps_its_checkpoint_and_draws_its_curves(tmp_path, interrupt_training):
+    interrupt_training(7)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(**TINY, steps=20, eval_every=3, checkpoint_every=3, out_dir=str(out)))
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert metrics["interrupted"] is True and metrics["steps"] == 6
+    assert (out / "curves.png").stat().st_size > 0
+    assert load_checkpoint(out / "model.safetensors").metrics["steps"] == 6
+    interrupt_training(None)
+    resumed = train(TrainConfig(**TINY, steps=20, eval_every=3, checkpoint_every=3, out_dir=str(out), resume=True))
+    assert resumed.metrics["interrupted"] is False and resumed.metrics["steps"] == 20
+
+
+def test_the_lock_is_released_after_a_failed_run(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError):
+        train(TrainConfig(**TINY, steps=2, rate_penalty=1.0, cell="lru", out_dir=str(out)))
+    with RunFolder(out):
+        pass
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused_naming_the_tensor(tmp_path, capsys):
+    config = dict(input_size=2, output_size=2, cell="cmru", arch="stack", hidden=3)
+    model = build_model(config)
+    path = save_checkpoint(tmp_path / "m.safetensors", model, {"model": config})
+    with torch.no_grad():
+        model.units[0].alpha[1] = float("nan")
+    bad = save_checkpoint(tmp_path / "bad.safetensors", model, {"model": config})
+    with pytest.raises(ValueError, match=r"non-finite .* in units\.0\.alpha"):
+        load_checkpoint(bad)
+    load_checkpoint(path)
+    one_line_error(capsys, main(["evaluate", str(bad)]), "units.0.alpha")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=400), cut=st.integers(0, 2000))
+def test_fuzzed_checkpoint_files_give_only_our_errors(tmp_path, data, cut):
+    config = dict(input_size=2, output_size=2, cell="cmru", arch="stack", hidden=3)
+    good = save_checkpoint(tmp_path / "good.safetensors", build_model(config), {"model": config}).read_bytes()
+    for payload in (data, good[:cut], good[:cut] + data, data + good[cut:]):
+        path = tmp_path / "fuzz.safetensors"
+        path.write_bytes(payload)
+        try:
+            load_checkpoint(path)
+        except ValueError:
+            pass
+
+
+def test_a_header_that_names_another_model_is_refused(tmp_path):
+    tensors = {"weight": torch.zeros(2)}
+    header = json.dumps({"format": "cmru-neuro/1", "config": {"model": {"cell": "gru"}}})
+    save_file(tensors, str(tmp_path / "m.safetensors"), metadata={"cmru_neuro": header})
+    with pytest.raises(ValueError, match="not a cmru-neuro checkpoint"):
+        load_checkpoint(tmp_path / "m.safetensors")
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--time-limit", "-1"], "time_limit: expected a positive number of seconds, got -1.0"),
+    (["train", "--stop-at", "5"], "stop_at: expected an accuracy in [0, 1], got 5.0"),
+    (["train", "--target", "-0.1"], "target: expected an accuracy in [0, 1]"),
+    (["train", "--seeds", "0", "1", "0"], "--seeds: expected distinct seeds, got 0 more than once"),
+    (["compare", "--seeds", "2", "2"], "--seeds: expected distinct seeds"),
+    (["train", "--resume"], "--resume: expected --out DIR"),
+])
+def test_bad_values_are_one_line_errors(argv, message, capsys):
+    one_line_error(capsys, main(argv), message)
+
+
+def test_version_and_every_option_has_help_showing_its_default(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("cmru-neuro ")
+    parser = build_parser()
+    for name, command in parser._subparsers._group_actions[0].choices.items():
+        for action in command._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings[0]} has no help"
+        text = command.format_help()
+        if name == "train":
+            assert "(default: 1000)" in text and "(default: 0.001)" in text
+
+
+def test_a_second_process_sees_the_lock(tmp_path):
+    """The lock is a real inter-process lock, not a flag in this process."""
+    out = tmp_path / "run"
+    with RunFolder(out):
+        code = textwrap.dedent(f"""
+            from cmru_neuro.files import RunFolder
+            try:
+                RunFolder({str(out)!r}).__enter__()
+            except FileExistsError as error:
+                print(error)
+        """)
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "being written by another run" in result.stdout
