@@ -2,6 +2,7 @@
 invariants, counts per layer type, reports and errors."""
 
 import json
+import re
 
 import pytest
 import snntorch as snn
@@ -13,13 +14,18 @@ from torch import nn
 from cmru_neuro import BMRU, CMRU
 from cmru_neuro.baselines import LRU, MinGRU
 from cmru_neuro.energy import (
+    EnergyParts,
     UnsupportedLayerError,
+    available_profiles,
     count_operations,
     estimate_energy,
     estimate_energy_many,
     get_profile,
     plot_reports,
+    summary_table,
 )
+from cmru_neuro.energy.report import energy_figure
+from cmru_neuro.energy.units import si
 from cmru_neuro.network import MemoryNetwork
 
 EVENT_DRIVEN = ["loihi", "loihi2", "spinnaker", "spinnaker2", "truenorth", "xylo-audio2"]
@@ -81,6 +87,58 @@ def test_neurobench_synaptic_operations_agree_on_an_snntorch_model():
     assert counts.total("dense_ops") == pytest.approx(expected["Dense"], rel=1e-12)
 
 
+class MemoryNeuronNet(nn.Module):
+    """NeuroBench's layout ``(B, T, F)``: Linear, our snnTorch CMRU neuron, Linear, Leaky."""
+
+    def __init__(self, threshold: float):
+        super().__init__()
+        from cmru_neuro import snntorch as cs
+
+        self.fc1, self.cmru = nn.Linear(3, 8), cs.CMRU(threshold=threshold)
+        self.fc2, self.lif = nn.Linear(8, 2), snn.Leaky(beta=0.9)
+
+    def forward(self, x):
+        h, mem, out = None, self.lif.init_leaky(), []
+        for t in range(x.shape[1]):
+            events, h = self.cmru(self.fc1(x[:, t]), h)
+            spikes, mem = self.lif(self.fc2(events), mem)
+            out.append(spikes)
+        return torch.stack(out)
+
+
+@pytest.mark.parametrize("threshold, zeros", [(0.5, False), (0.2, True)])
+def test_membrane_updates_equal_neurobench_membrane_updates(threshold, zeros):
+    from neurobench.metrics.workload import MembraneUpdates
+    from neurobench.models import SNNTorchModel
+
+    torch.manual_seed(0)
+    net = MemoryNeuronNet(threshold)
+    data = torch.randn(4, 40, 3)
+    if zeros:  # a silent stretch: the Leaky membrane decays, the CMRU holds
+        data[:, 10:30] = 0
+    wrapped = SNNTorchModel(net, custom_forward=True)
+    wrapped.register_hooks()
+    try:
+        metric = MembraneUpdates()
+        expected = metric(wrapped, wrapped(data), (data, torch.zeros(4)))
+    finally:
+        wrapped.cleanup_hooks()
+    counts = count_operations(net, data)
+    assert counts.total("membrane_updates") == pytest.approx(expected, rel=1e-12)
+    cmru = next(layer for layer in counts.layers if layer.kind == "CMRU")
+    assert cmru.membrane_updates == pytest.approx(metric.neuron_membrane_updates["CMRU"] / 4)
+    # by definition NeuroBench counts state changes (and every unit once), we every step
+    assert cmru.membrane_updates == pytest.approx(8 + sum(cmru.events_per_step[1:]))
+    assert cmru.membrane_updates < cmru.neuron_updates
+
+
+def test_membrane_updates_of_memory_units_are_first_step_and_state_changes():
+    net = MemoryNetwork(6, (8,), 3, unit="cmru")
+    layer = count_operations(net, torch.randn(30, 4, 6)).layers[0]
+    assert layer.membrane_updates == pytest.approx(8 + sum(layer.events_per_step[1:]))
+    assert "membrane upd" in estimate_energy(net, torch.randn(30, 4, 6), "cpu").table()
+
+
 @given(
     sparsity=st.floats(0.0, 0.9),
     ternary=st.booleans(),
@@ -137,7 +195,7 @@ def test_event_driven_energy_is_linear_in_state_changes(profile):
     reports = [estimate_energy(net, _pulses(k), profile) for k in range(6)]
     changes = [r.counts.layers[0].state_changes for r in reports]
     assert changes == [4.0 * k for k in range(6)]
-    dynamic = [r.total - r.energy.static for r in reports]
+    dynamic = [r.energy.dynamic for r in reports]
     slope = dynamic[1] - dynamic[0]
     assert slope > 0
     for k, energy in enumerate(dynamic):
@@ -164,9 +222,7 @@ def test_a_settled_cmru_on_constant_input_costs_only_static_energy(profile):
     short, long = run(20), run(80)
     unit = long.counts.layers[0]
     assert unit.events_per_step[12:] == [0.0] * 68
-    assert long.total - long.energy.static == pytest.approx(
-        short.total - short.energy.static, rel=1e-12
-    )
+    assert long.energy.dynamic == short.energy.dynamic  # exactly: no float cancellation
     extra_static = get_profile(profile).value("static_power") * 60 * long.step_duration
     assert long.energy.static - short.energy.static == pytest.approx(
         extra_static, rel=1e-9, abs=1e-30
@@ -247,12 +303,21 @@ def test_baselines_and_norse_counts():
 
 def test_the_papers_block_models_are_counted():
     models = pytest.importorskip("cmru_neuro.models")
-    for cell in ("cmru", "lru", "mingru", "snn"):
-        model = models.build_model({"input_size": 3, "output_size": 2, "cell": cell, "hidden": 8})
-        counts = count_operations(model, torch.randn(6, 2, 3))
-        assert counts.time_steps == 6
-        assert all(layer.steps in (1, 6) for layer in counts.layers), cell
-        assert counts.total("dense_ops") > 0
+    for arch in ("reference", "block"):
+        for cell in ("cmru", "lru", "mingru", "snn"):
+            config = {"input_size": 3, "output_size": 2, "cell": cell, "hidden": 8, "arch": arch}
+            counts = count_operations(models.build_model(config), torch.randn(6, 2, 3))
+            assert counts.time_steps == 6
+            assert all(layer.steps in (1, 6) for layer in counts.layers), (arch, cell)
+            assert counts.total("dense_ops") > 0
+    layers = {layer.kind: layer for layer in counts.layers if layer.kind != "Linear"}
+    assert layers["ResidualBlock"].dense_ops == 6 * 8  # its scale, every channel every step
+    config["arch"] = "reference"
+    counts = count_operations(models.build_model(config), torch.randn(6, 2, 3))
+    layers = {layer.kind: layer for layer in counts.layers}
+    assert layers["ReferenceLayer"].dense_ops == 3 * 6 * 8  # two skip scales and the gate
+    assert layers["ReferenceLayer"].neuron_updates == 6 * 8  # the gate's sigmoid
+    assert layers["LearnedPositions"].dense_ops == 0 and layers["LearnedPositions"].notes
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -286,7 +351,72 @@ def test_unsupported_layers_raise_naming_them_or_warn_in_lenient_mode():
         estimate_energy(nn.Linear(2, 2), torch.randn(1, 2), step_duration=0)
 
 
+@pytest.mark.parametrize("shape", [(0, 2, 3), (0, 3)])
+def test_empty_sequences_are_a_clear_error(shape):
+    net = MemoryNetwork(3, (8,), 2)
+    with pytest.raises(ValueError, match=r"example_input: an inference needs at least one time "
+                       r"step, got T = 0 \(shape \(0, "):
+        estimate_energy(net, torch.zeros(shape), "loihi")
+    with pytest.raises(ValueError, match=r"example_input: expected a tensor with at least one "
+                       r"value, got shape \(4, 0, 20\)"):
+        count_operations(SpikingNet(), torch.zeros(4, 0, 20))  # (B, T = 0, F), step-wise
+    with pytest.raises(ValueError, match="time_steps: expected a positive number of steps, got 0"):
+        count_operations(net, torch.zeros(5, 2, 3), time_steps=0)
+
+
 # -- reports ------------------------------------------------------------------------------------
+
+
+@given(st.lists(st.floats(0, 1e-3, allow_subnormal=True), min_size=4, max_size=4))
+def test_dynamic_energy_is_the_sum_of_its_parts_never_negative(parts):
+    energy = EnergyParts(*parts)
+    assert energy.dynamic == parts[0] + parts[1] + parts[2] >= 0
+    assert energy.total == energy.dynamic + energy.static
+    assert energy.to_dict()["dynamic"] == energy.dynamic
+
+
+def test_the_report_says_how_much_is_static_power_over_what_duration():
+    net = MemoryNetwork(3, (8,), 2)
+    x = torch.randn(20, 2, 3)
+    loihi, cpu = estimate_energy_many(net, x, ["loihi", "cpu"])
+    table = loihi.table()
+    assert f"= dynamic {si(loihi.energy.dynamic, 'J')} + static" in table
+    assert "duration 20 ms = 20 steps x 1 ms per step (assumed)" in table
+    assert re.search(r"static energy \(power drawn whatever the work, x duration\) is >?99\.9\d*% "
+                     "of the total", table)
+    assert loihi.static_share > 0.99 and cpu.static_share == 0
+    given = estimate_energy(net, x, "loihi", step_duration=1e-5)
+    assert "20 steps x 10 us per step (given)" in given.table()
+    summary = summary_table([loihi, cpu])
+    assert re.search(r"mostly static power: loihi \(>?99\.9\d*%\)", summary)
+    assert "cpu (" not in summary
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 13])
+def test_the_chart_legend_covers_no_axis_label(count):
+    net = MemoryNetwork(3, (8,), 2)
+    names = ["cpu", "loihi", "analog-bistable-180nm"] + sorted(
+        set(available_profiles()) - {"cpu", "loihi", "analog-bistable-180nm"}
+    )
+    figure = energy_figure(estimate_energy_many(net, torch.randn(10, 2, 3), names[:count]))
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    legends = [legend.get_window_extent(renderer) for legend in figure.legends]
+    legends += [
+        axis.get_legend().get_window_extent(renderer) for axis in figure.axes if axis.get_legend()
+    ]
+    assert legends
+    page = figure.bbox
+    for axis in figure.axes:
+        texts = [axis.xaxis.label, *axis.get_xticklabels(), *axis.get_yticklabels()]
+        boxes = [t.get_window_extent(renderer) for t in texts if t.get_text()]
+        boxes.append(axis.get_window_extent(renderer))
+        for legend in legends:
+            assert not any(legend.overlaps(box) for box in boxes)
+    for legend in legends:
+        assert page.x0 <= legend.x0 and legend.x1 <= page.x1 and page.y0 <= legend.y0
+
+
 
 
 def test_reports_split_flag_and_render(tmp_path):

@@ -56,6 +56,7 @@ def test_stepwise_and_sequence_neurons_count_the_same_events():
             "event_macs",
             "event_acs",
             "neuron_updates",
+            "membrane_updates",
             "state_changes",
             "output_events",
         ):
@@ -76,3 +77,4 @@ def test_a_quiet_snntorch_memory_neuron_sends_nothing():
     neuron = report.counts.layers[1]
     assert neuron.state_changes == 0 and report.counts.layers[2].event_acs == 0
     assert neuron.active_updates == 4  # the first step only
+    assert neuron.membrane_updates == 4  # NeuroBench: every unit once, then state changes

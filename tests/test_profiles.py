@@ -1,10 +1,14 @@
 """Hardware profiles: shipped files, schema errors, lookup, user profiles, the CLI."""
 
 import json
+import math
+import warnings
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cmru_neuro import cli
 from cmru_neuro.energy import (
@@ -88,11 +92,33 @@ def test_kerasspiking_figures_are_the_published_ones():
     [
         (lambda d: d["figures"]["ac"].update(status="guessed"), "figures.ac.status", "measured"),
         (
-            lambda d: d["figures"]["ac"].update(value=-1.0),
+            lambda d: d["figures"]["ac"].update(value="-1 pJ"),
             "figures.ac.value",
             "greater than or equal to 0",
         ),
-        (lambda d: d["figures"]["ac"].update(value=float("inf")), "figures.ac.value", "finite"),
+        (lambda d: d["figures"]["ac"].update(value="inf pJ"), "figures.ac.value", "finite"),
+        (lambda d: d["figures"]["ac"].update(value=26), "figures.ac.value", "26 has no unit"),
+        (lambda d: d["figures"]["ac"].update(value="26"), "figures.ac.value", "'26' has no unit"),
+        (
+            lambda d: d["figures"]["ac"].update(value="26 mW"),
+            "figures.ac.value",
+            "'26 mW' is in mW, not an energy",
+        ),
+        (
+            lambda d: d["figures"]["static_power"].update(value="29 mJ"),
+            "figures.static_power.value",
+            "not a power",
+        ),
+        (
+            lambda d: d["figures"]["step_duration"].update(value="1 kHz"),
+            "figures.step_duration.value",
+            "not a time",
+        ),
+        (
+            lambda d: d["figures"]["ac"].update(value="26 pJoules"),
+            "figures.ac.value",
+            "not a quantity pint can read",
+        ),
         (lambda d: d["figures"]["ac"].pop("source"), "figures.ac.source", "Field required"),
         (lambda d: d.pop("kind"), "kind", "Field required"),
         (lambda d: d.update(kind="quantum"), "kind", "clocked"),
@@ -116,6 +142,82 @@ def test_a_bad_profile_file_names_file_field_and_problem(tmp_path, change, field
     assert str(path) in message
     assert field in message
     assert problem in message
+
+
+@given(
+    mantissa=st.floats(0.01, 999.0, allow_nan=False),
+    prefix=st.sampled_from(["", "m", "u", "µ", "n", "p", "f"]),
+    field=st.sampled_from(sorted(P.FIGURES)),
+)
+def test_values_written_with_units_are_read_in_si(mantissa, prefix, field):
+    unit = P.FIGURES[field].unit
+    scale = {"": 1, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "n": 1e-9, "p": 1e-12, "f": 1e-15}[prefix]
+    def figure(value):
+        return {"value": value, "status": "assumed", "source": "assumption", "note": "test"}
+
+    data = {**_good(), "kind": "analog", "bundled": {}}
+    data["figures"] = {"step_duration": figure("1 ms"), "synapse_bias_power": figure("1 nW")}
+    data["figures"][field] = figure(f"{mantissa!r} {prefix}{unit}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", P.ProfileWarning)
+        profile = HardwareProfile.model_validate(data)
+        again = HardwareProfile.model_validate(profile.model_dump())  # dumps keep the unit
+    assert profile.value(field) == pytest.approx(mantissa * scale, rel=1e-12)
+    assert again.value(field) == profile.value(field)
+
+
+@given(value=st.one_of(st.text(max_size=24), st.floats(), st.integers(), st.none()))
+def test_any_value_is_read_or_refused_with_a_profile_error(value):
+    data = _good()
+    data["figures"]["ac"]["value"] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", P.ProfileWarning)
+        try:
+            profile = P.parse_profile(data, "fuzz.yaml")
+        except ProfileError as error:
+            assert "fuzz.yaml: field 'figures.ac.value'" in str(error)
+            assert "\n" not in str(error)
+        else:
+            assert isinstance(value, str) and math.isfinite(profile.value("ac"))
+
+
+def test_shipped_values_carry_units_and_read_exactly():
+    for path in SHIPPED.glob("*.yaml"):
+        for field, figure in yaml.safe_load(path.read_text())["figures"].items():
+            assert isinstance(figure["value"], str), (path.name, field, figure["value"])
+    assert get_profile("loihi").value("ac") == 23.6e-12
+    assert get_profile("xylo-audio2").value("static_power") == 219e-6
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("ac", "26 J"), ("mac", "0.001 fJ"), ("static_power", "29 kW"),
+     ("step_duration", "1 ps"), ("step_duration", "1 h")],
+)
+def test_implausible_values_warn_naming_the_figure(tmp_path, capsys, field, value):
+    data = _good()
+    data["figures"][field]["value"] = value
+    with pytest.warns(P.ProfileWarning, match=rf"loihi: figures\.{field}\.value = .* plausible"):
+        HardwareProfile.model_validate(data)
+    path = _write(tmp_path, data)
+    assert cli.main(["profiles", "--check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: valid, 1 warning(s)" in out
+    assert f"warning: figures.{field}.value" in out and "check its unit" in out
+
+
+def test_each_figure_field_parses_in_the_unit_of_its_spec():
+    for name, spec in P.FIGURES.items():
+        annotation = P.Figures.model_fields[name].annotation
+        types = [t for t in getattr(annotation, "__args__", ()) if t is not type(None)]
+        assert [t.unit for t in types] == [spec.unit], name
+
+
+def test_shipped_profiles_are_plausible():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", P.ProfileWarning)
+        for profile in P.builtin_profiles().values():
+            assert HardwareProfile.model_validate(profile.model_dump()).implausible_figures() == []
 
 
 def test_malformed_yaml_and_missing_files_are_reported(tmp_path):

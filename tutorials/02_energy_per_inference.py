@@ -65,9 +65,11 @@ print("chart:", chart)
 
 # %% [markdown]
 # ## 4. Your own profile
-# A profile is YAML (or a dict): every figure has a value in SI units, a status (measured,
-# datasheet, derived or assumed) and a source key that names a citation. The schema is
-# checked: a typo names the file, the field and the problem.
+# A profile is YAML (or a dict): every figure has a value written with its unit (`"5 pJ"`,
+# `"1 mW"`, `"1 ms"`; a bare number is rejected, so 5 meant as 5 pJ is never read as 5 J), a
+# status (measured, datasheet, derived or assumed) and a source key that names a citation.
+# The schema is checked: a typo names the file, the field and the problem, and a value
+# implausible for its figure (`"5 J"` per operation) warns.
 
 # %%
 my_chip = {
@@ -77,12 +79,12 @@ my_chip = {
     "description": "Numbers for illustration only.",
     "sources": {"guess": "tutorial assumption, not a measurement"},
     "figures": {
-        "ac": {"value": 5e-12, "status": "assumed", "source": "guess"},
-        "mac": {"value": 20e-12, "status": "assumed", "source": "guess"},
-        "neuron_update": {"value": 10e-12, "status": "assumed", "source": "guess"},
-        "event_out": {"value": 2e-12, "status": "assumed", "source": "guess"},
-        "static_power": {"value": 1e-3, "status": "assumed", "source": "guess"},
-        "step_duration": {"value": 1e-3, "status": "assumed", "source": "guess"},
+        "ac": {"value": "5 pJ", "status": "assumed", "source": "guess"},
+        "mac": {"value": "20 pJ", "status": "assumed", "source": "guess"},
+        "neuron_update": {"value": "10 pJ", "status": "assumed", "source": "guess"},
+        "event_out": {"value": "2 pJ", "status": "assumed", "source": "guess"},
+        "static_power": {"value": "1 mW", "status": "assumed", "source": "guess"},
+        "step_duration": {"value": "1 ms", "status": "assumed", "source": "guess"},
     },
 }
 register_profile(my_chip, replace=True)
@@ -111,6 +113,6 @@ assert abs(from_file.total - mine.total) < 1e-15
 # %%
 steady = torch.full((length, 8, task.input_size), 0.3)
 short, long = (estimate_energy(model, steady[:n], profile="my-event-chip") for n in (length // 2, length))
-dynamic = [report.total - report.energy.static for report in (short, long)]
-print(f"{length - length // 2} extra steady steps: dynamic {dynamic[1] - dynamic[0]:.3e} J, "
+extra_dynamic = long.energy.dynamic - short.energy.dynamic  # compute + memory + communication
+print(f"{length - length // 2} extra steady steps: dynamic {extra_dynamic:.3e} J, "
       f"static {long.energy.static - short.energy.static:.3e} J")

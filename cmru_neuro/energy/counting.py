@@ -36,6 +36,7 @@ SUMMED = (
     "event_acs",
     "neuron_updates",
     "active_updates",
+    "membrane_updates",
     "gate_openings",
     "state_changes",
     "output_events",
@@ -51,9 +52,12 @@ class LayerCounts:
     weights and call an op an AC when its call's input is all in {-1, 0, 1}. ``event_macs`` /
     ``event_acs`` are the synaptic ops an event-driven target runs: input events x fan-out.
     ``neuron_updates`` is every unit every step; ``active_updates`` only the updates an
-    event-driven target runs. ``state_changes`` (memory units) are steps where a unit's
-    output changed; ``gate_openings`` where its gate fired; ``events_per_step`` the state
-    changes at each step. ``output_events`` are the events the layer sends downstream.
+    event-driven target runs. ``membrane_updates`` is NeuroBench's MembraneUpdates: every
+    stateful unit at its first step, then only the steps where its state changed (units
+    whose per-step state is not readable: every step). ``state_changes`` (memory units) are
+    steps where a unit's output changed; ``gate_openings`` where its gate fired;
+    ``events_per_step`` the state changes at each step. ``output_events`` are the events the
+    layer sends downstream.
     """
 
     name: str
@@ -70,6 +74,7 @@ class LayerCounts:
     event_acs: float = 0.0
     neuron_updates: float = 0.0
     active_updates: float = 0.0
+    membrane_updates: float = 0.0
     gate_openings: float = 0.0
     state_changes: float = 0.0
     output_events: float = 0.0
@@ -391,6 +396,19 @@ def _first_tensor(value) -> Optional[Tensor]:
     return None
 
 
+def _check_not_empty(example_input: Tensor, time_first: bool, time_axis: int) -> None:
+    """An inference needs at least one time step and one value: no empty input."""
+    shape = tuple(example_input.shape)
+    if example_input.numel() > 0:
+        return
+    if time_first and example_input.dim() >= 2 and shape[time_axis] == 0:
+        raise ValueError(
+            f"example_input: an inference needs at least one time step, got T = 0 "
+            f"(shape {shape}, time on axis {time_axis})"
+        )
+    raise ValueError(f"example_input: expected a tensor with at least one value, got shape {shape}")
+
+
 def count_operations(
     model: nn.Module,
     example_input: Tensor,
@@ -421,8 +439,11 @@ def count_operations(
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(example_input, Tensor):
         raise TypeError(f"example_input: expected a tensor, got {type(example_input).__name__}")
+    if time_steps is not None and not (isinstance(time_steps, int) and time_steps >= 1):
+        raise ValueError(f"time_steps: expected a positive number of steps, got {time_steps!r}")
     planned, left_out = _plan(model, RULES, strict)
     time_first, time_axis, batch_axis = _infer_layout(planned, time_first)
+    _check_not_empty(example_input, time_first, time_axis)
     batch = samples if samples is not None else _samples(example_input, time_first, batch_axis)
     if batch < 1:
         raise ValueError(f"samples: expected a positive batch size, got {batch}")

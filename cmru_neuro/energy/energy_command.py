@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--step-duration",
         type=float,
         metavar="SECONDS",
-        help="time-step duration for every profile (default: each profile's)",
+        help="time-step duration in seconds for every profile; static energy is static power x "
+        "steps x this (default: each profile's, shown in the summary's step column)",
     )
     parser.add_argument(
         "--lenient",
@@ -56,9 +57,24 @@ def example_input(checkpoint, args: argparse.Namespace) -> torch.Tensor:
     if args.input:
         if not os.path.isfile(args.input):
             raise FileNotFoundError(f"--input: no file at {args.input}")
-        tensor = torch.load(args.input, weights_only=True)
+        try:
+            tensor = torch.load(args.input, weights_only=True)
+        except Exception as error:  # noqa: BLE001 (torch.load raises a dozen types, fuzzed)
+            reason = " ".join(str(error).split()).split(". ")[0][:200]
+            detail = f"{type(error).__name__}: {reason}" if reason else type(error).__name__
+            raise ValueError(
+                f"--input {args.input}: expected a tensor saved with torch.save, got a file "
+                f"torch.load cannot read ({detail})"
+            ) from None
         if not isinstance(tensor, torch.Tensor):
-            raise TypeError(f"--input: expected a saved tensor, got {type(tensor).__name__}")
+            raise TypeError(
+                f"--input {args.input}: expected a saved tensor, got {type(tensor).__name__}"
+            )
+        if tensor.dim() != 3 or not tensor.is_floating_point():
+            raise ValueError(
+                f"--input {args.input}: expected a floating-point tensor (T, B, F), got "
+                f"{tensor.dtype} of shape {tuple(tensor.shape)}"
+            )
         return tensor
     if args.samples < 1:
         raise ValueError(f"--samples: expected a positive number, got {args.samples}")
@@ -82,10 +98,11 @@ def run(args: argparse.Namespace) -> int:
         strict=not args.lenient,
         time_first=True,
     )
-    if args.detail or len(reports) == 1:
+    tables = args.detail or len(reports) == 1  # each table lists what it leaves out
+    if tables:
         for report in reports:
             print(report.table())
-    print(summary_table(reports))
+    print(summary_table(reports, left_out=not tables))
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in reports], indent=2))
         print(f"wrote {args.json}")

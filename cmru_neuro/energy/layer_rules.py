@@ -66,6 +66,22 @@ def _setup_projected_cell(cell: nn.Module, counts: LayerCounts) -> None:
     counts.state_variables = 1
 
 
+def _membrane_updates(changes: Tensor) -> float:
+    """NeuroBench's MembraneUpdates of a time-first sequence of state changes ``(T, ...)``:
+    every unit at the first step, then the units whose state changed."""
+    return float(changes[0].numel() + changes[1:].sum())
+
+
+def _stepwise_membrane_updates(session, module, counts: LayerCounts, changed: Tensor) -> float:
+    """NeuroBench's MembraneUpdates of one call of a step-wise neuron: every unit at the
+    layer's first call, then the units whose ``module.mem`` changed since the last call
+    (the mask ``changed`` when the neuron keeps no ``mem``, as Norse cells)."""
+    mem = getattr(module, "mem", None)
+    if isinstance(mem, Tensor) and mem.numel() > 0:
+        changed = session.changes(f"{counts.name}:mem", mem, None)
+    return float(changed.numel() if counts.steps == 0 else changed.sum())
+
+
 def _count_memory_unit(session, unit: MemoryUnit, counts: LayerCounts, args, output) -> None:
     x, outputs = args[0], output[0]
     if len(output) == 3:  # called with return_trace
@@ -90,6 +106,7 @@ def _count_memory_unit(session, unit: MemoryUnit, counts: LayerCounts, args, out
     counts.steps += steps
     counts.neuron_updates += steps * batch * hidden
     counts.active_updates += float(active.sum())
+    counts.membrane_updates += _membrane_updates(changes)
     counts.gate_openings += float(gates.sum())
     counts.state_changes += float(changes.sum())
     counts.output_events += float(changes.sum())
@@ -122,6 +139,11 @@ def _count_memory_neuron(
     elif counts.steps == 0:
         active[:] = True  # the first step evaluates every unit
     per_step = changes.flatten(1).sum(dim=1) if sequence else changes.sum().reshape(1)
+    counts.membrane_updates += (
+        _membrane_updates(changes)
+        if sequence
+        else _stepwise_membrane_updates(session, neuron, counts, changes)
+    )
     counts.steps += steps
     counts.neurons = max(counts.neurons, changes.numel() // (session.samples * steps))
     counts.neuron_updates += changes.numel()
@@ -210,6 +232,7 @@ def _count_dense_state(counts: LayerCounts, steps: int, batch: int, hidden: int)
     counts.steps += steps
     counts.neuron_updates += steps * batch * hidden
     counts.active_updates += steps * batch * hidden
+    counts.membrane_updates += steps * batch * hidden
 
 
 # -- spiking neurons -----------------------------------------------------------------------------
@@ -229,6 +252,12 @@ def _count_spiking(
     current = args[0]
     spikes = output[0] if isinstance(output, tuple) else output
     steps = 1 if time_axis is None else current.shape[time_axis]
+    every_unit = torch.ones_like(current, dtype=torch.bool)  # a leaky state moves every step
+    counts.membrane_updates += (
+        _stepwise_membrane_updates(session, module, counts, every_unit)
+        if time_axis is None
+        else float(current.numel())  # a Norse sequence returns its last state only
+    )
     counts.steps += steps
     counts.neurons = max(counts.neurons, current.numel() // (session.samples * steps))
     counts.neuron_updates += current.numel()
@@ -378,15 +407,61 @@ def _setup_residual_block(block: nn.Module, counts: LayerCounts) -> None:
     )
 
 
-def _count_residual_block(session, block, counts: LayerCounts, args, output) -> None:
-    """The block's own arithmetic: ``scale * cell_output`` (one synapse per channel)."""
-    x = args[0]
-    time_axis = session.time_axis_of(x)
-    products = x.numel() // x.shape[-1] * _nonzero(block.scale)
+def _add_scale_products(counts: LayerCounts, x: Tensor, scale: Optional[Tensor]) -> None:
+    """``scale * x`` over ``x (..., W)``: one MAC per channel per step, every step."""
+    if scale is None:
+        return
+    products = x.numel() // x.shape[-1] * _nonzero(scale)
     counts.dense_ops += x.numel()
     counts.effective_macs += products
     counts.event_macs += products
+
+
+def _add_steps(session, counts: LayerCounts, x: Tensor) -> None:
+    time_axis = session.time_axis_of(x)
     counts.steps += 1 if time_axis is None else x.shape[time_axis]
+
+
+def _count_residual_block(session, block, counts: LayerCounts, args, output) -> None:
+    """The block's own arithmetic: ``scale * cell_output`` (one synapse per channel)."""
+    _add_scale_products(counts, args[0], block.scale)
+    _add_steps(session, counts, args[0])
+
+
+def _setup_reference_layer(layer: nn.Module, counts: LayerCounts) -> None:
+    scales = [t for t in (layer.scale, layer.mlp_scale) if t is not None]
+    counts.synapses = _nonzero(*scales) if scales else 0
+    counts.notes.append(
+        f"{counts.name}: the skip scales (per channel) and the output gate (a sigmoid per unit "
+        "and its product) are counted for every channel every step; the residual additions are "
+        "not counted"
+    )
+
+
+def _count_reference_layer(session, layer, counts: LayerCounts, args, output) -> None:
+    """The reference layer's own arithmetic: skip scales and ``sigmoid(gate) * y``."""
+    x = args[0]
+    _add_scale_products(counts, x, layer.scale)
+    _add_scale_products(counts, x, layer.mlp_scale)
+    if layer.gate is not None:
+        counts.neuron_updates += x.numel()  # the sigmoid
+        counts.active_updates += x.numel()
+        counts.dense_ops += x.numel()  # its product with the cell's output
+        counts.effective_macs += x.numel()
+        counts.event_macs += x.numel()
+    _add_steps(session, counts, x)
+
+
+def _setup_positions(positions: nn.Module, counts: LayerCounts) -> None:
+    counts.notes.append(
+        f"{counts.name}: the learned positional encoding depends on the step only (a table "
+        "computed once, not per inference) and is not priced; the Linear that injects it is"
+    )
+
+
+def _count_positions(session, positions, counts: LayerCounts, args, output) -> None:
+    """``positions(steps, like)``: an input-independent table, no work per inference."""
+    counts.steps += int(args[0])
 
 
 def _setup_gated_mlp(mlp: nn.Module, counts: LayerCounts) -> None:
@@ -399,17 +474,22 @@ def _setup_gated_mlp(mlp: nn.Module, counts: LayerCounts) -> None:
 def _count_gated_mlp(session, mlp, counts: LayerCounts, args, output) -> None:
     """The GLU between ``up`` and ``down`` (a functional call, so not a module of its own)."""
     x = args[0]
-    time_axis = session.time_axis_of(x)
     glu_outputs = x.numel() // x.shape[-1] * counts.neurons
     counts.neuron_updates += glu_outputs
     counts.active_updates += glu_outputs
-    counts.steps += 1 if time_axis is None else x.shape[time_axis]
+    _add_steps(session, counts, x)
 
 
 def _project_model_rules() -> list[Rule]:
     """Rules for the training models' own arithmetic; their sub-layers are counted as usual."""
     try:
-        from ..models import GatedMLP, ResidualBlock, SpikingCell
+        from ..models import (
+            GatedMLP,
+            LearnedPositions,
+            ReferenceLayer,
+            ResidualBlock,
+            SpikingCell,
+        )
     except ImportError:
         return []
     return [
@@ -417,6 +497,10 @@ def _project_model_rules() -> list[Rule]:
         Rule((SpikingCell,), _count_nothing, _no_setup, owns_children=False, sequence=True),
         Rule((ResidualBlock,), _count_residual_block, _setup_residual_block, owns_children=False),
         Rule((GatedMLP,), _count_gated_mlp, _setup_gated_mlp, owns_children=False),
+        Rule(
+            (ReferenceLayer,), _count_reference_layer, _setup_reference_layer, owns_children=False
+        ),
+        Rule((LearnedPositions,), _count_positions, _setup_positions),
     ]
 
 

@@ -34,14 +34,21 @@ class EnergyParts:
     static: float = 0.0
 
     @property
+    def dynamic(self) -> float:
+        """Joules of the work itself (compute + memory + communication), static left out."""
+        return self.compute + self.memory + self.communication
+
+    @property
     def total(self) -> float:
-        return self.compute + self.memory + self.communication + self.static
+        """Joules: dynamic + static."""
+        return self.dynamic + self.static
 
     def __add__(self, other: "EnergyParts") -> "EnergyParts":
         return EnergyParts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
     def to_dict(self) -> dict:
-        return {**{part: getattr(self, part) for part in PARTS}, "total": self.total}
+        parts = {part: getattr(self, part) for part in PARTS}
+        return {**parts, "dynamic": self.dynamic, "total": self.total}
 
 
 # (part, figure) -> quantity the figure multiplies

@@ -1,9 +1,11 @@
 """Hardware profiles: the cited energy figures of one target, validated with pydantic.
 
 A profile is a YAML file (``hardware_profiles/*.yaml`` ships with the package) or a
-:class:`HardwareProfile` built in Python. Every figure carries its value (J, W or s), a
-status (measured / datasheet / derived / assumed) and the key of its citation in
-``sources``. :func:`get_profile` resolves a name, a path or a profile object.
+:class:`HardwareProfile` built in Python. Every figure carries its value written with its
+unit (``"23.6 pJ"``, ``"29 mW"``, ``"1 ms"``; read by pint, kept in J, W or s), a status
+(measured / datasheet / derived / assumed) and the key of its citation in ``sources``.
+A bare number is rejected; a value outside the plausible range of its figure warns
+(:class:`ProfileWarning`). :func:`get_profile` resolves a name, a path or a profile object.
 """
 
 from __future__ import annotations
@@ -12,29 +14,54 @@ import difflib
 import functools
 import importlib.resources
 import math
+import warnings
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import ClassVar, Literal, NamedTuple, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from .units import si, to_si
 
 KINDS = ("clocked", "event-driven", "analog")
 STATUSES = ("measured", "datasheet", "derived", "assumed")
 
-# figure name -> (unit, meaning); the order is the order of reports.
-FIGURE_UNITS: dict[str, tuple[str, str]] = {
-    "mac": ("J", "one multiply-accumulate (graded input)"),
-    "ac": ("J", "one accumulate (input in {-1, 0, 1})"),
-    "neuron_update": ("J", "one neuron / memory-unit state update"),
-    "weight_read": ("J", "one weight read from memory"),
-    "state_access": ("J", "one state variable read or write"),
-    "event_out": ("J", "one output event (spike, state change) sent"),
-    "static_power": ("W", "chip static / idle power"),
-    "unit_bias_power": ("W", "bias power of one analog unit (cell)"),
-    "synapse_bias_power": ("W", "bias power of one analog weight (current mirror)"),
-    "dac": ("J", "one input value converted to analog"),
-    "adc": ("J", "one output value converted to digital"),
-    "step_duration": ("s", "wall-clock time of one time step"),
+
+class FigureSpec(NamedTuple):
+    """What a figure is: its SI unit, meaning, and the range (in that unit) outside which
+    a value is most likely written in the wrong unit."""
+
+    unit: str
+    meaning: str
+    plausible: tuple[float, float]
+
+
+_PER_OP = (1e-15, 1e-6)  # 1 fJ (a 45 nm int8 add is 30 fJ) to 1 uJ (a CPU op is ~10 nJ)
+_PER_DEVICE = (1e-15, 1e-3)  # bias power of one analog cell or weight: 1 fW to 1 mW
+# figure name -> spec; the order is the order of reports.
+FIGURES: dict[str, FigureSpec] = {
+    "mac": FigureSpec("J", "one multiply-accumulate (graded input)", _PER_OP),
+    "ac": FigureSpec("J", "one accumulate (input in {-1, 0, 1})", _PER_OP),
+    "neuron_update": FigureSpec("J", "one neuron / memory-unit state update", _PER_OP),
+    "weight_read": FigureSpec("J", "one weight read from memory", _PER_OP),
+    "state_access": FigureSpec("J", "one state variable read or write", _PER_OP),
+    "event_out": FigureSpec("J", "one output event (spike, state change) sent", _PER_OP),
+    "static_power": FigureSpec("W", "chip static / idle power", (1e-9, 1e3)),
+    "unit_bias_power": FigureSpec("W", "bias power of one analog unit (cell)", _PER_DEVICE),
+    "synapse_bias_power": FigureSpec(
+        "W", "bias power of one analog weight (current mirror)", _PER_DEVICE
+    ),
+    "dac": FigureSpec("J", "one input value converted to analog", _PER_OP),
+    "adc": FigureSpec("J", "one output value converted to digital", _PER_OP),
+    "step_duration": FigureSpec("s", "wall-clock time of one time step", (1e-9, 10.0)),
 }
 
 # the figures each energy model uses (the others are ignored for that kind)
@@ -70,16 +97,27 @@ class ProfileError(ValueError):
     """A hardware profile that cannot be read or found (one line, names the file or name)."""
 
 
+class ProfileWarning(UserWarning):
+    """A profile figure whose value is implausible for its kind (likely a unit mistake)."""
+
+
 class Figure(BaseModel):
-    """One cited number: ``value`` in the unit of its field (J, W or s)."""
+    """One cited number. ``value`` is written with its unit (``"23.6 pJ"``) and kept as a
+    float in the SI unit of its kind (:attr:`unit`: J, W or s)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    unit: ClassVar[str]
 
     value: float = Field(ge=0)
     status: Literal["measured", "datasheet", "derived", "assumed"]
     source: str = Field(min_length=1, description="key into the profile's sources")
     note: str = ""
     unverified: bool = Field(False, description="quoted widely, primary text not checked")
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _with_unit(cls, value: object) -> float:
+        return to_si(value, cls.unit)
 
     @field_validator("value")
     @classmethod
@@ -88,10 +126,32 @@ class Figure(BaseModel):
             raise ValueError("must be a finite number")
         return value
 
+    @field_serializer("value")
+    def _written_with_unit(self, value: float) -> str:
+        return f"{value!r} {self.unit}"
+
     @property
     def flagged(self) -> bool:
         """True when a report must warn about this figure (assumed or unverified)."""
         return self.status == "assumed" or self.unverified
+
+
+class EnergyFigure(Figure):
+    """A figure in joules (per operation, event or conversion)."""
+
+    unit: ClassVar[str] = "J"
+
+
+class PowerFigure(Figure):
+    """A figure in watts."""
+
+    unit: ClassVar[str] = "W"
+
+
+class DurationFigure(Figure):
+    """A figure in seconds."""
+
+    unit: ClassVar[str] = "s"
 
 
 class Figures(BaseModel):
@@ -99,18 +159,18 @@ class Figures(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mac: Optional[Figure] = None
-    ac: Optional[Figure] = None
-    neuron_update: Optional[Figure] = None
-    weight_read: Optional[Figure] = None
-    state_access: Optional[Figure] = None
-    event_out: Optional[Figure] = None
-    static_power: Optional[Figure] = None
-    unit_bias_power: Optional[Figure] = None
-    synapse_bias_power: Optional[Figure] = None
-    dac: Optional[Figure] = None
-    adc: Optional[Figure] = None
-    step_duration: Optional[Figure] = None
+    mac: Optional[EnergyFigure] = None
+    ac: Optional[EnergyFigure] = None
+    neuron_update: Optional[EnergyFigure] = None
+    weight_read: Optional[EnergyFigure] = None
+    state_access: Optional[EnergyFigure] = None
+    event_out: Optional[EnergyFigure] = None
+    static_power: Optional[PowerFigure] = None
+    unit_bias_power: Optional[PowerFigure] = None
+    synapse_bias_power: Optional[PowerFigure] = None
+    dac: Optional[EnergyFigure] = None
+    adc: Optional[EnergyFigure] = None
+    step_duration: Optional[DurationFigure] = None
 
 
 class HardwareProfile(BaseModel):
@@ -151,10 +211,12 @@ class HardwareProfile(BaseModel):
                 "synapse_bias_power"
             )
         for field in self.bundled:
-            if field not in FIGURE_UNITS:
-                raise ValueError(f"bundled.{field}: not a figure name ({', '.join(FIGURE_UNITS)})")
+            if field not in FIGURES:
+                raise ValueError(f"bundled.{field}: not a figure name ({', '.join(FIGURES)})")
             if self.figure(field) is not None:
                 raise ValueError(f"bundled.{field}: the figure is given, it cannot also be bundled")
+        for line in self.implausible_figures():
+            warnings.warn(f"hardware profile {self.name}: {line}", ProfileWarning, stacklevel=2)
         return self
 
     def figure(self, field: str) -> Optional[Figure]:
@@ -162,23 +224,37 @@ class HardwareProfile(BaseModel):
         return getattr(self.figures, field)
 
     def value(self, field: str) -> float:
-        """The figure's value (J, W or s), 0 when the profile does not price it."""
+        """The figure's value (in its SI unit: J, W or s), 0 when the profile does not price it."""
         figure = self.figure(field)
         return 0.0 if figure is None else figure.value
 
     def figure_items(self) -> list[tuple[str, Figure]]:
         """``(field, figure)`` for every figure given, in report order."""
-        return [(f, self.figure(f)) for f in FIGURE_UNITS if self.figure(f) is not None]
+        return [(f, self.figure(f)) for f in FIGURES if self.figure(f) is not None]
 
     def flagged_figures(self) -> dict[str, str]:
         """Field -> one report line, for every assumed or unverified figure."""
         lines = {}
         for field, figure in self.figure_items():
             if figure.flagged:
-                unit = FIGURE_UNITS[field][0]
                 why = "assumed" if figure.status == "assumed" else f"{figure.status} but unverified"
                 note = f": {figure.note}" if figure.note else ""
-                lines[field] = f"{self.name}: {field} = {figure.value:.3g} {unit} is {why}{note}"
+                value = si(figure.value, figure.unit)
+                lines[field] = f"{self.name}: {field} = {value} is {why}{note}"
+        return lines
+
+    def implausible_figures(self) -> list[str]:
+        """One line per nonzero figure outside the plausible range of its kind."""
+        lines = []
+        for field, figure in self.figure_items():
+            spec = FIGURES[field]
+            low, high = spec.plausible
+            if figure.value and not low <= figure.value <= high:
+                lines.append(
+                    f"figures.{field}.value = {si(figure.value, spec.unit)} is outside the "
+                    f"plausible range for {spec.meaning} ({si(low, spec.unit)} to "
+                    f"{si(high, spec.unit)}): check its unit"
+                )
         return lines
 
 

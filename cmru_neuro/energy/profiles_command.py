@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 
 from .profiles import (
-    FIGURE_UNITS,
+    FIGURES,
     HardwareProfile,
+    ProfileWarning,
     available_profiles,
     builtin_profiles,
     get_profile,
     read_profile,
     register_profile_dir,
 )
-from .report import si
+from .units import si
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="print every figure of one profile with its status and source",
     )
-    parser.add_argument("--check", metavar="FILE", help="validate a profile YAML file and print it")
+    parser.add_argument(
+        "--check",
+        metavar="FILE",
+        help="validate a profile YAML file, report implausible values (unit mistakes), print it",
+    )
     parser.add_argument(
         "--profile-dir", metavar="DIR", help="also load every *.yaml profile in DIR"
     )
@@ -35,8 +41,12 @@ def run(args: argparse.Namespace) -> int:
     if args.profile_dir:
         register_profile_dir(args.profile_dir)
     if args.check:
-        print(f"{args.check}: valid")
-        print(describe(read_profile(args.check)))
+        with warnings.catch_warnings():  # reported below, once, as part of the check
+            warnings.simplefilter("ignore", ProfileWarning)
+            profile = read_profile(args.check)
+        problems = profile.implausible_figures()
+        print(f"{args.check}: valid, {len(problems)} warning(s)")
+        print("".join(f"  warning: {line}\n" for line in problems) + describe(profile))
         return 0
     if args.show:
         profile = get_profile(args.show)
@@ -78,7 +88,7 @@ def describe(profile: HardwareProfile) -> str:
     if profile.description:
         lines.append(f"  {' '.join(profile.description.split())}")
     for field, figure in profile.figure_items():
-        unit, meaning = FIGURE_UNITS[field]
+        unit, meaning, _ = FIGURES[field]
         flag = " UNVERIFIED" if figure.unverified else ""
         lines.append(f"  {field} = {si(figure.value, unit)} [{figure.status}{flag}] ({meaning})")
         if figure.note:

@@ -10,19 +10,14 @@ from typing import Sequence, Union
 
 from .counting import LayerCounts, ModelCounts
 from .models import PARTS, EnergyParts
-from .profiles import FIGURE_UNITS, HardwareProfile
+from .profiles import FIGURES, HardwareProfile
+from .units import si
 
-_PREFIXES = ((1e0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
 
-
-def si(value: float, unit: str) -> str:
-    """``3.2e-6, "J"`` -> ``"3.2 uJ"``."""
-    if value == 0:
-        return f"0 {unit}"
-    for scale, prefix in _PREFIXES:
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}"
+def _percent(share: float) -> str:
+    """``0.99988`` -> ``"99.99%"``, 4 significant digits; a share below 1 never shows as 100%."""
+    text = f"{100 * share:.4g}%"
+    return ">99.99%" if share < 1 and text == "100%" else text
 
 
 def _count(value: float) -> str:
@@ -89,11 +84,39 @@ class EnergyReport:
         return self.energy.total
 
     @property
+    def static_share(self) -> float:
+        """Fraction of the total that is static (power drawn whatever the work) (0..1)."""
+        return self.energy.static / self.total if self.total > 0 else 0.0
+
+    @property
+    def step_source(self) -> str:
+        """Where the step duration comes from: ``given`` or its figure's status."""
+        if self.step_duration_given:
+            return "given"
+        figure = self.profile.figure("step_duration")
+        return figure.status + (" unverified" if figure.unverified else "")
+
+    def duration_note(self) -> str:
+        """One line: what the duration is and how much of the total is static over it."""
+        line = (
+            f"duration {si(self.duration, 's')} = {self.counts.time_steps} steps x "
+            f"{si(self.step_duration, 's')} per step ({self.step_source}): the time one inference "
+            f"takes on {self.profile.name}; "
+        )
+        if self.energy.static == 0:
+            return line + "no static power is priced, so the total does not depend on it"
+        return line + (
+            f"static energy (power drawn whatever the work, x duration) is "
+            f"{_percent(self.static_share)} of the total; set your real step with step_duration= "
+            "(--step-duration)"
+        )
+
+    @property
     def assumed_share(self) -> float:
         """Fraction of the total resting on assumed or unverified figures (0..1)."""
         flagged = {field for field, figure in self.profile.figure_items() if figure.flagged}
         duration_flagged = "step_duration" in flagged and not self.step_duration_given
-        powered = {f for f, (unit, _) in FIGURE_UNITS.items() if unit == "W"}
+        powered = {f for f, spec in FIGURES.items() if spec.unit == "W"}
         resting = sum(
             joules
             for field, joules in self.by_figure.items()
@@ -137,11 +160,11 @@ class EnergyReport:
     def table(self) -> str:
         """Plain-text table: per layer counts and joules, then assumptions and omissions."""
         p = self.profile
+        energy = self.energy
         head = (
-            f"Energy per inference on {p.name} ({p.title}; {p.kind}): {si(self.total, 'J')}\n"
-            f"{self.counts.model}: {self.counts.time_steps} steps x "
-            f"{si(self.step_duration, 's')} = {si(self.duration, 's')}; "
-            f"counts per inference (mean of {self.counts.samples} samples)\n"
+            f"Energy per inference on {p.name} ({p.title}; {p.kind}): {si(self.total, 'J')} = "
+            f"dynamic {si(energy.dynamic, 'J')} + static {si(energy.static, 'J')}\n"
+            f"{self.counts.model}: counts per inference (mean of {self.counts.samples} samples)\n"
         )
         columns = (
             "layer",
@@ -151,10 +174,13 @@ class EnergyReport:
             "eff ACs",
             "event ops",
             "updates",
+            "membrane upd",
             "active",
             "state chg",
             "out events",
-            *PARTS,
+            *PARTS[:-1],
+            "dynamic",
+            PARTS[-1],
             "total",
         )
         rows = []
@@ -169,21 +195,20 @@ class EnergyReport:
                     _count(c.effective_acs),
                     _count(c.event_macs + c.event_acs),
                     _count(c.neuron_updates),
+                    _count(c.membrane_updates),
                     _count(c.active_updates),
                     _count(c.state_changes),
                     _count(c.output_events),
-                    *(si(getattr(layer.energy, part), "J") for part in PARTS),
-                    si(layer.energy.total, "J"),
+                    *_parts(layer.energy),
                 )
             )
-        blank = ("",) * 8
+        blank = ("",) * 9
         rows.append(
             (
                 "(chip)",
                 "system",
                 *blank,
-                *(si(getattr(self.system, part), "J") for part in PARTS),
-                si(self.system.total, "J"),
+                *_parts(self.system),
             )
         )
         rows.append(
@@ -191,11 +216,19 @@ class EnergyReport:
                 "total",
                 "",
                 *blank,
-                *(si(getattr(self.energy, part), "J") for part in PARTS),
-                si(self.total, "J"),
+                *_parts(energy),
             )
         )
-        text = head + aligned([columns, *rows]) + "\n"
+        text = (
+            head
+            + aligned([columns, *rows])
+            + "\n"
+            + "updates: every unit every step; membrane upd: NeuroBench's MembraneUpdates (every "
+            "unit at the first step, then only state changes); active: what an event-driven "
+            "target updates\n"
+            + self.duration_note()
+            + "\n"
+        )
         text += (
             f"\n{self.assumed_share:.0%} of this estimate rests on assumed or unverified figures.\n"
         )
@@ -207,25 +240,95 @@ class EnergyReport:
         return text
 
 
-def summary_table(reports: Sequence[EnergyReport]) -> str:
-    """One line per target: total and parts (J per inference), duration, assumed share."""
-    rows = [("profile", "kind", "total", *PARTS, "duration", "assumed")]
+def _parts(energy: EnergyParts) -> tuple[str, ...]:
+    """compute, memory, communication, dynamic, static, total (J), formatted."""
+    values = (energy.compute, energy.memory, energy.communication, energy.dynamic, energy.static)
+    return (*(si(v, "J") for v in values), si(energy.total, "J"))
+
+
+def summary_table(reports: Sequence[EnergyReport], *, left_out: bool = True) -> str:
+    """One line per target (J per inference: total, dynamic, static and the dynamic parts;
+    duration and where its step comes from; assumed share), what the columns mean, which
+    totals are mostly static power, and (``left_out``) what each estimate leaves out."""
+    rows = [
+        (
+            "profile",
+            "kind",
+            "total",
+            "dynamic",
+            "static",
+            *PARTS[:-1],
+            "duration",
+            "step",
+            "assumed",
+        )
+    ]
     for r in reports:
+        e = r.energy
         rows.append(
             (
                 r.profile.name,
                 r.profile.kind,
-                si(r.total, "J"),
-                *(si(getattr(r.energy, part), "J") for part in PARTS),
+                *(si(v, "J") for v in (r.total, e.dynamic, e.static, e.compute, e.memory)),
+                si(e.communication, "J"),
                 si(r.duration, "s"),
+                f"{si(r.step_duration, 's')} {r.step_source}",
                 f"{r.assumed_share:.0%}",
             )
         )
-    return aligned(rows)
+    static = [
+        f"{r.profile.name} ({_percent(r.static_share)})" for r in reports if r.static_share > 0.5
+    ]
+    notes = [
+        (
+            "dynamic = compute + memory + communication: the energy of the work itself; "
+            "static = power drawn whatever the work (idle, leakage, analog bias) x duration"
+        ),
+        (
+            "duration = time steps x step: how long one inference takes on that target; "
+            "step: the profile's step duration and its status (or given)"
+        ),
+    ]
+    if static:
+        notes.append(
+            f"mostly static power: {', '.join(static)}: those totals scale with the step "
+            "duration; pass step_duration= (--step-duration) for your real rate, or compare "
+            "the dynamic column"
+        )
+    text = aligned(rows) + "\n" + "".join(f"{n}\n" for n in notes)
+    return text + omissions(reports) if left_out else text
 
 
-def plot_reports(reports: Sequence[EnergyReport], path: Union[str, Path]) -> Path:
-    """Bar chart across targets (PNG): total J per inference (log scale) and its split."""
+def omissions(reports: Sequence[EnergyReport]) -> str:
+    """What each estimate leaves out: items shared by every report once, then those shared
+    by every report of one kind, then each profile's own."""
+    if not reports:
+        return ""
+    shared = [item for item in reports[0].left_out if all(item in r.left_out for r in reports)]
+    text = "Left out of every estimate:\n" + "".join(f"  - {item}\n" for item in shared)
+    by_kind: dict[str, list[EnergyReport]] = {}
+    for r in reports:
+        by_kind.setdefault(r.profile.kind, []).append(r)
+    for kind, group in by_kind.items():
+        common = [
+            item
+            for item in group[0].left_out
+            if item not in shared and all(item in r.left_out for r in group)
+        ]
+        if common:
+            names = ", ".join(r.profile.name for r in group)
+            text += f"Left out on {kind} targets ({names}):\n"
+            text += "".join(f"  - {item}\n" for item in common)
+        for r in group:
+            own = [item for item in r.left_out if item not in shared and item not in common]
+            if own:
+                text += f"Left out on {r.profile.name}:\n" + "".join(f"  - {i}\n" for i in own)
+    return text
+
+
+def energy_figure(reports: Sequence[EnergyReport]):
+    """Bar chart across targets (a matplotlib Figure): total J per inference (log scale) with
+    its dynamic part, and the split of the total; one legend below both axes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,29 +336,27 @@ def plot_reports(reports: Sequence[EnergyReport], path: Union[str, Path]) -> Pat
 
     if not reports:
         raise ValueError("reports: expected at least one report to plot, got none")
-    path = Path(path)
     names = [r.profile.name + (" *" if r.assumed_share > 0.5 else "") for r in reports]
-    totals = [max(r.total, 1e-30) for r in reports]
     colors = {
         "compute": "#4477aa",
         "memory": "#ee6677",
         "communication": "#228833",
         "static": "#ccbb44",
     }
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 0.45 * len(reports) + 2), sharey=True)
-    left.barh(names, totals, color="#999999", label="total")
-    dynamic = [(name, r.total - r.energy.static) for name, r in zip(names, reports)]
-    shown = [(name, joules) for name, joules in dynamic if joules > 0]
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(12, 0.45 * len(reports) + 2.5), sharey=True, layout="constrained"
+    )
+    left.barh(names, [max(r.total, 1e-30) for r in reports], color="#999999", label="total")
+    shown = [(name, r.energy.dynamic) for name, r in zip(names, reports) if r.energy.dynamic > 0]
     left.scatter(
-        [j for _, j in shown],
-        [n for n, _ in shown],
+        [joules for _, joules in shown],
+        [name for name, _ in shown],
         marker="D",
         color="black",
         s=18,
-        label="without static",
+        label="dynamic (without static)",
         zorder=3,
     )
-    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize="small")
     left.set_xscale("log")
     left.set_xlabel("J per inference (log scale)")
     left.invert_yaxis()
@@ -266,10 +367,19 @@ def plot_reports(reports: Sequence[EnergyReport], path: Union[str, Path]) -> Pat
         start = [s + v for s, v in zip(start, shares)]
     right.set_xlim(0, 1)
     right.set_xlabel("share of the total")
-    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(PARTS), fontsize="small")
+    handles = [h for axis in (left, right) for h in axis.get_legend_handles_labels()[0]]
+    figure.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize="small")
     model = reports[0].counts.model
     figure.suptitle(f"{model}: energy per inference by target (* = mostly assumed figures)")
-    figure.tight_layout()
+    return figure
+
+
+def plot_reports(reports: Sequence[EnergyReport], path: Union[str, Path]) -> Path:
+    """Write :func:`energy_figure` of the reports as a PNG; returns the path."""
+    import matplotlib.pyplot as plt
+
+    figure = energy_figure(reports)
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)
