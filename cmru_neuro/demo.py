@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         _say(f"    {label} ({arch}, hidden {settings['hidden']}): test accuracy "
              f"{100 * runs[label].metrics['test_accuracy']:.1f}% after {runs[label].metrics['steps']} steps")
     plot_histories({label: r.metrics["history"] for label, r in runs.items()}, out / "curves.png",
+                   chance=runs["CMRU"].metrics["chance"],
                    title="copy-first-input: validation loss and accuracy")
 
     _say("2/3 energy per inference of the CMRU on every shipped hardware profile")

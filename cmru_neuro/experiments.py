@@ -133,7 +133,8 @@ def compare(base: TrainConfig, cells: Sequence[str], seeds: Sequence[int],
         (folder / "compare.md").write_text(result["table"] + "\n")
         write_json(folder / "compare.json", result)
         plot_histories({f"{r['cell']} s{r['seed']}": r["metrics"]["history"] for r in runs},
-                       folder / "compare.png", title=f"{base.task}: validation curves")
+                       folder / "compare.png", title=f"{base.task}: validation curves",
+                       chance=metrics[0]["chance"] if metrics else None)
     return result
 
 

@@ -26,6 +26,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -61,6 +62,8 @@ class TrainConfig(CellChoice):
         epsilon is annealed, only once it has settled.
     target: accuracy that counts as converged (None: the task's ``solved_at``).
     time_limit: wall-clock budget in seconds for the training loop (None: none).
+    eval_every: steps between validation evaluations (None: steps // 20);
+        checkpoint_every: between checkpoints (None: eval_every).
     anneal: epsilon annealing (None: on for ``ANNEALED_CELLS``); anneal_hold, anneal_decay:
         its steps at epsilon 1 and of the linear decay to 0.
     keep_best: score the test split with the best eligible validation checkpoint.
@@ -80,8 +83,8 @@ class TrainConfig(CellChoice):
     weight_decay: float = 1e-4
     betas: tuple = (0.9, 0.99)
     clip: float = 1.0
-    eval_every: int = 100
-    checkpoint_every: int = 100
+    eval_every: Optional[int] = None
+    checkpoint_every: Optional[int] = None
     stop_at: Optional[float] = None
     target: Optional[float] = None
     time_limit: Optional[float] = None
@@ -96,6 +99,11 @@ class TrainConfig(CellChoice):
     progress: bool = True
 
     def __post_init__(self):
+        if isinstance(self.steps, int) and self.steps > 0:
+            if self.eval_every is None:  # about 20 points on every learning curve
+                self.eval_every = max(1, self.steps // 20)
+            if self.checkpoint_every is None:
+                self.checkpoint_every = self.eval_every
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -243,7 +251,7 @@ def train(config: TrainConfig | dict, *, data_parallel: Optional[bool] = None) -
     metrics: ``test_accuracy``, ``test_loss``, ``val_accuracy``, ``val_loss``, ``steps``
     (done), ``seconds``, ``converged`` (test accuracy >= target), ``steps_to_converge``
     (first evaluation step with validation accuracy >= target, else None), ``diverged``
-    (non-finite loss), ``parameters``, ``best_step`` (the weights the test split scored;
+    (non-finite loss), ``parameters``, ``chance`` (:attr:`Task.chance`), ``best_step`` (the weights the test split scored;
     None: the last), ``epsilon`` (annealing: its last value), ``history`` (per evaluation).
     A resumed run gives what the uninterrupted run would have given.
     """
@@ -286,7 +294,8 @@ def _train(config: TrainConfig, ranks: _Ranks) -> TrainResult:
     checkpoint = out_dir / CHECKPOINT_NAME if out_dir else None
     history: list[dict] = []
     metrics = {"parameters": sum(p.numel() for p in model.parameters()), "diverged": False,
-               "steps_to_converge": None, "target": target, "best_step": None, "history": history}
+               "steps_to_converge": None, "target": target, "best_step": None, "chance": task.chance,
+               "history": history}
     loop = {"running": 0.0, "seen": 0, "best": -math.inf, "seconds": 0.0}
     best_weights: Optional[dict] = None
     first = 1
@@ -306,7 +315,7 @@ def _train(config: TrainConfig, ranks: _Ranks) -> TrainResult:
         write_json(out_dir / METRICS_NAME, {"config": run_config, "metrics": metrics})
         if final:
             plot_histories({f"{config.cell} seed {config.seed}": history}, out_dir / CURVES_NAME,
-                           title=f"{config.task}: {config.cell}")
+                           title=f"{config.task}: {config.cell}", chance=task.chance)
 
     per_rank = max(1, config.batch_size // ranks.world)
     batches = batch_indices(len(train_rows), min(config.batch_size, len(train_rows)), config.seed)
@@ -374,7 +383,7 @@ def _train(config: TrainConfig, ranks: _Ranks) -> TrainResult:
             metrics.update(interrupted=True, seconds=elapsed(), steps=done)
             write_json(out_dir / METRICS_NAME, {"config": run_config, "metrics": metrics})
             plot_histories({f"{config.cell} seed {config.seed} (interrupted)": history}, out_dir / CURVES_NAME,
-                           title=f"{config.task}: {config.cell} (interrupted at step {done})")
+                           title=f"{config.task}: {config.cell} (interrupted at step {done})", chance=task.chance)
         raise
     progress.close()
     metrics["interrupted"] = False
@@ -435,10 +444,12 @@ def _atomic_torch_save(data: dict, path: Path) -> None:
 
 
 def _progress(config: TrainConfig, show: bool, done: int = 0):
+    """A progress bar on a terminal; none when stderr is a file or pipe (a log stays lines)."""
     from tqdm.auto import tqdm
 
+    on_terminal = sys.stderr.isatty()
     return tqdm(total=config.steps, initial=done, desc=f"{config.task} {config.cell} s{config.seed}",
-                disable=not (config.progress and show), leave=False, dynamic_ncols=True)
+                disable=not (config.progress and show and on_terminal), leave=False, dynamic_ncols=True)
 
 
 def write_json(path: Path, data) -> None:
@@ -455,9 +466,10 @@ def _jsonable(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def plot_histories(histories: dict, path: Path, title: str = "") -> Path:
+def plot_histories(histories: dict, path: Path, title: str = "", chance: Optional[float] = None) -> Path:
     """Learning curves (validation loss and accuracy vs step) -> PNG. ``histories`` maps a
-    label to a history; labels sharing their first word (a cell name) share a colour."""
+    label to a history; labels sharing their first word (a cell name) share a colour.
+    ``chance``: the accuracy of the best constant answer, drawn as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -474,11 +486,16 @@ def plot_histories(histories: dict, path: Path, title: str = "") -> Path:
         colours.setdefault(group, line.get_color())
         accuracy_axis.plot(steps, [row["val_accuracy"] for row in history], color=line.get_color(),
                            marker="o", markersize=3)
+    if chance is not None:
+        accuracy_axis.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance {chance:.2f}")
+        accuracy_axis.legend(fontsize=8, loc="lower right")
     loss_axis.set(xlabel="step", ylabel="validation loss", yscale="log")
     accuracy_axis.set(xlabel="step", ylabel="validation accuracy", ylim=(0, 1.02))
-    loss_axis.legend(fontsize=8)
+    handles, labels = loss_axis.get_legend_handles_labels()
     figure.suptitle(title)
-    figure.tight_layout()
+    if handles:  # below the axes, never over their labels
+        figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

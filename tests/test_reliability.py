@@ -191,3 +191,31 @@ def test_a_second_process_sees_the_lock(tmp_path):
         """)
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "being written by another run" in result.stdout
+
+
+# -- output that misleads ---------------------------------------------------------------------
+
+
+def test_default_evaluation_interval_draws_a_curve_not_a_dot():
+    metrics = train(TrainConfig(**TINY, steps=40)).metrics
+    assert len(metrics["history"]) == 20
+    assert TrainConfig(steps=5).eval_every == 1 and TrainConfig(steps=1000, eval_every=7).checkpoint_every == 7
+
+
+def test_chance_is_the_best_constant_answer():
+    from cmru_neuro.tasks import make_task
+
+    task = make_task("copy-first", length=6, classes=4, train_size=40, test_size=200)
+    counts = torch.bincount(task.test.targets, minlength=4)
+    assert task.chance == counts.max().item() / 200
+    flip = make_task("flip-flop", length=20, bits=2, train_size=20, test_size=20)
+    assert 0.5 <= flip.chance <= 1.0
+    assert train(TrainConfig(**TINY, steps=2)).metrics["chance"] == make_task(TINY["task"], **TINY["task_options"]).chance
+
+
+def test_progress_bars_stay_off_when_stderr_is_not_a_terminal(tmp_path):
+    log = tmp_path / "log.txt"
+    with open(log, "w") as handle:
+        subprocess.run([sys.executable, "-m", "cmru_neuro.cli", "train", *CLI_TINY[:-1], "--steps", "4",
+                        "--out", str(tmp_path / "run")], stderr=handle, stdout=handle, timeout=300, check=True)
+    assert "\r" not in log.read_text() and "it/s" not in log.read_text()

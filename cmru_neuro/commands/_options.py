@@ -55,8 +55,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=DEFAULTS.lr, help="peak learning rate (cosine to 1%%)")
     parser.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay, help="AdamW weight decay on every parameter")
     parser.add_argument("--clip", type=float, default=DEFAULTS.clip, help="gradient-norm clipping")
-    parser.add_argument("--eval-every", type=int, default=DEFAULTS.eval_every,
-                        help="steps between validation evaluations and checkpoints")
+    parser.add_argument("--eval-every", type=int,
+                        help="steps between validation evaluations and checkpoints (default: steps // 20)")
     parser.add_argument("--stop-at", type=float, help="stop once validation accuracy reaches this")
     parser.add_argument("--target", type=float, help="accuracy that counts as converged (default: the task's)")
     parser.add_argument("--time-limit", type=float, help="seconds of training per run")

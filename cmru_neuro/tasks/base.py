@@ -72,6 +72,18 @@ class Task:
             raise ValueError(f"readout: expected one of {READOUTS}, got {self.readout!r}")
 
     @property
+    def chance(self) -> float:
+        """Test accuracy of the best constant answer (majority class or decision; regress:
+        the median, within ``tolerance``)."""
+        targets = self.test.targets
+        if self.objective == "classify":
+            return float(torch.bincount(targets).max()) / len(targets)
+        if self.objective == "classify-steps":
+            rate = float(targets.float().mean())
+            return max(rate, 1.0 - rate)
+        return float(((targets - targets.median()).abs() <= self.tolerance).float().mean())
+
+    @property
     def length(self) -> int:
         """Sequence length T."""
         return self.train.inputs.shape[1]
