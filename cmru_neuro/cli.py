@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from typing import Optional, Sequence
 
@@ -70,6 +71,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a kill ends a run like Ctrl-C does
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except (UserError, ValueError, TypeError, KeyError, OSError) as error:
@@ -78,6 +80,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"cmru-neuro {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM as KeyboardInterrupt: runs mark themselves interrupted, Lava stops its workers."""
+    raise KeyboardInterrupt
 
 
 def _one_line(error: Exception) -> str:

@@ -4,9 +4,12 @@ project's own errors, and command-line mistakes are one line. docs/reliability.m
 how many inputs and faults each test tries."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -219,3 +222,110 @@ def test_progress_bars_stay_off_when_stderr_is_not_a_terminal(tmp_path):
         subprocess.run([sys.executable, "-m", "cmru_neuro.cli", "train", *CLI_TINY[:-1], "--steps", "4",
                         "--out", str(tmp_path / "run")], stderr=handle, stdout=handle, timeout=300, check=True)
     assert "\r" not in log.read_text() and "it/s" not in log.read_text()
+
+
+KILL_DURING_SAVE = """
+import pathlib, time
+import cmru_neuro.checkpoint as checkpoint
+from cmru_neuro.training import TrainConfig, train
+
+out = pathlib.Path({out!r})
+saves = {{"n": 0}}
+real = checkpoint.save_file
+
+def slow_save(tensors, filename, metadata=None):
+    real(tensors, filename, metadata=metadata)
+    if pathlib.Path(filename).name.startswith(".model.safetensors"):
+        saves["n"] += 1
+        if saves["n"] == 3:  # the temporary file is written, not yet renamed
+            (out / "killed-here").write_text("")
+            time.sleep(60)
+
+checkpoint.save_file = slow_save
+train(TrainConfig(task="copy-first", task_options=dict(length=6, classes=2, train_size=80, test_size=10),
+                  hidden=4, layers=1, steps=30, eval_every=1, checkpoint_every=1, progress=False,
+                  out_dir=str(out)))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_in_the_middle_of_a_checkpoint_write_keeps_the_previous_one(tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-c", KILL_DURING_SAVE.format(out=str(out))])
+    try:
+        deadline = time.monotonic() + 90
+        while not (out / "killed-here").exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert (out / "killed-here").exists(), "the run never reached its third checkpoint"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert list(out.glob(".model.safetensors.*.tmp")), "the kill was meant to land before the rename"
+    assert load_checkpoint(out / "model.safetensors").metrics["steps"] == 2
+    resumed = train(TrainConfig(**TINY, steps=30, eval_every=1, checkpoint_every=1, out_dir=str(out), resume=True))
+    assert resumed.metrics["steps"] == 30
+
+
+def _children(pid: int) -> list[int]:
+    """Every child process of ``pid`` (any of its threads may have started them)."""
+    from pathlib import Path
+
+    return [int(child) for task in Path(f"/proc/{pid}/task").glob("*")
+            for child in (task / "children").read_text().split()]
+
+
+def test_sigterm_ends_a_training_run_like_ctrl_c(tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "cmru_neuro.cli", "train", *CLI_TINY, "--steps", "100000",
+                                "--eval-every", "5", "--out", str(out)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "model.safetensors").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130
+    assert process.stderr.read().strip().endswith("train: interrupted")
+    assert json.loads((out / "metrics.json").read_text())["metrics"]["interrupted"] is True
+
+
+LAVA_RUN = """
+import torch
+from cmru_neuro.adapters.lava import run_on_lava
+from cmru_neuro.network import MemoryNetwork
+from cmru_neuro.quant import quantize
+
+torch.manual_seed(0)
+x = torch.randn(400, 16, 3)
+spec = quantize(MemoryNetwork(3, [8], 2, unit="cmru", readout="sequence"), x).spec
+print("start", flush=True)
+run_on_lava(spec, x, timeout=600)
+"""
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(180)
+def test_a_lava_run_interrupted_mid_way_leaves_no_workers_or_shared_memory(tmp_path):
+    pytest.importorskip("lava")
+    from pathlib import Path
+
+    shared = Path("/dev/shm")
+    before = set(shared.iterdir())
+    process = subprocess.Popen([sys.executable, "-c", LAVA_RUN], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    workers = []
+    try:
+        assert process.stdout.readline().startswith("start")
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline:  # the runtime's workers are up
+            time.sleep(0.5)
+            workers = _children(process.pid)
+        time.sleep(2.0)
+        workers = _children(process.pid)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        time.sleep(3.0)  # the resource tracker unlinks what the run leaked
+        assert [w for w in workers if Path(f"/proc/{w}").exists()] == []
+        assert set(shared.iterdir()) - before == set()
+    finally:
+        for pid in [process.pid, *workers]:
+            if Path(f"/proc/{pid}").exists():
+                os.kill(pid, signal.SIGKILL)

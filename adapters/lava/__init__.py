@@ -5,7 +5,8 @@ float :class:`~cmru_neuro.network.MemoryNetwork`)::
 
     Dense(W_1) -> CMRU/BMRU/FirstQuadrantBMRU -> Dense(W_2) -> ... -> Dense(W_r) -> Readout
 
-A float spec runs the ``floating_pt`` ProcessModels, an integer spec (from
+The spec comes from a MemoryNetwork or from an snnTorch / Norse pipeline
+(:func:`cmru_neuro.quant.pipeline_spec`). A float spec runs the ``floating_pt`` ProcessModels, an integer spec (from
 :func:`cmru_neuro.quant.quantize`) the ``fixed_pt`` ones, which equal the numpy golden model
 bit for bit. :func:`run_on_lava` adds RingBuffer source and sink, runs a batch of sequences
 back to back, and returns outputs aligned with the torch model.
@@ -23,13 +24,15 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from torch import Tensor
+from torch import Tensor, nn
 
 from cmru_neuro.network import MemoryNetwork
 from cmru_neuro.quant import (
+    DECAY_UNIT,
     KINDS,
     READOUT_SATURATIONS,
     STATE_LIMIT,
+    UNIT_OUTPUTS,
     UNIT_SATURATIONS,
     NetworkSpec,
     Simulation,
@@ -84,11 +87,12 @@ def import_lava():
 
 
 def _as_spec(network) -> NetworkSpec:
-    if isinstance(network, MemoryNetwork):
+    if isinstance(network, (MemoryNetwork, nn.Sequential)):
         return network_spec(network)
     if not isinstance(network, NetworkSpec):
         raise TypeError(
-            f"network: expected a MemoryNetwork or a NetworkSpec (quantize(...).spec), got {type(network).__name__}"
+            f"network: expected a MemoryNetwork, an snnTorch / Norse pipeline (nn.Sequential) or a NetworkSpec "
+            f"(quantize(...).spec), got {type(network).__name__}"
         )
     return network
 
@@ -100,6 +104,9 @@ def check_spec(spec: NetworkSpec) -> None:
         unit = layer.unit
         if unit.kind not in KINDS:
             raise ValueError(f"layer {index}: expected a unit kind in {KINDS}, got {unit.kind!r}")
+        if unit.output not in UNIT_OUTPUTS or (unit.kind == "fq-bmru" and unit.output != "changes"):
+            raise ValueError(f"layer {index}: expected output in {UNIT_OUTPUTS} ('changes' for fq-bmru), "
+                             f"got {unit.output!r}")
         expected = (unit.streams * unit.hidden_size, size)
         if layer.weights.shape != expected or unit.bias.shape != (expected[0],):
             raise ValueError(
@@ -107,16 +114,24 @@ def check_spec(spec: NetworkSpec) -> None:
                 f"(streams * hidden, input), got {layer.weights.shape} and {unit.bias.shape}"
             )
         size = unit.hidden_size
-    if spec.readout.weights.shape != (spec.output_size, size):
-        raise ValueError(f"readout: expected weights {(spec.output_size, size)}, got {spec.readout.weights.shape}")
+    readout = spec.readout
+    if readout.weights.shape != (spec.output_size, size):
+        raise ValueError(f"readout: expected weights {(spec.output_size, size)}, got {readout.weights.shape}")
+    unit_decay = DECAY_UNIT if spec.fixed_point else 1
+    for name in ("synapse_decay", "membrane_decay"):
+        factors = getattr(readout, name)
+        if factors.shape != (spec.output_size,) or np.any(factors < 0) or np.any(factors > unit_decay):
+            raise ValueError(f"readout {name}: expected ({spec.output_size},) values in [0, {unit_decay}], got "
+                             f"shape {factors.shape} in [{factors.min(initial=0)}, {factors.max(initial=0)}]")
     if not spec.fixed_point:
         return
     for index, layer in enumerate(spec.layers):
         _check_weights(layer.weights, f"layer {index} weights")
         for name in ("bias", "threshold", "threshold_low", "initial_level"):
             _check_integers(getattr(layer.unit, name), f"layer {index} {name}")
-    _check_weights(spec.readout.weights, "readout weights")
-    _check_integers(spec.readout.bias, "readout bias")
+    _check_weights(readout.weights, "readout weights")
+    for name in ("bias", "synapse_decay", "membrane_decay", "membrane_bias", "threshold"):
+        _check_integers(getattr(readout, name), f"readout {name}")
 
 
 def _check_integers(values: np.ndarray, name: str) -> None:
@@ -132,13 +147,14 @@ def _check_weights(weights: np.ndarray, name: str) -> None:
 
 
 def to_lava(
-    network: MemoryNetwork | NetworkSpec, *, sequence_length: int, sequences: int | None = None
+    network: MemoryNetwork | nn.Sequential | NetworkSpec, *, sequence_length: int, sequences: int | None = None
 ) -> LavaNetwork:
-    """Build the Lava process graph; units restart every ``sequence_length`` steps and
-    stop after ``sequences`` sequences (None: run on).
+    """Build the Lava process graph; units and readout restart every ``sequence_length``
+    steps and stop after ``sequences`` sequences (None: run on).
 
-    ``network``: a float MemoryNetwork (runs ``floating_pt``) or a NetworkSpec (an integer
-    one runs ``fixed_pt``). Everything is validated here, before any ``run()``.
+    ``network``: a float MemoryNetwork or snnTorch / Norse pipeline (runs ``floating_pt``)
+    or a NetworkSpec (an integer one runs ``fixed_pt``). Everything is validated here,
+    before any ``run()``; the units' ``s_out`` refuse binary receivers when connected.
     """
     processes = import_lava()
     from lava.proc.dense.process import Dense
@@ -158,7 +174,8 @@ def to_lava(
             shape=(unit.hidden_size,), streams=unit.streams, bias=unit.bias,
             threshold=unit.threshold, threshold_low=unit.threshold_low,
             initial_level=unit.initial_level, sequence_length=sequence_length,
-            reset_offset=index + 2, sequences=sequences, name=f"{unit.kind}{index}",
+            reset_offset=index + 2, sequences=sequences, output=unit.output,
+            accumulate=spec.accumulates(index), name=f"{unit.kind}{index}",
         )
         if units:
             units[-1].s_out.connect(dense.s_in)
@@ -166,7 +183,14 @@ def to_lava(
         denses.append(dense)
         units.append(process)
     dense = Dense(weights=spec.readout.weights, num_message_bits=PAYLOAD_BITS, name="dense_readout", **fixed)
-    readout = processes.Readout(shape=(spec.output_size,), bias=spec.readout.bias, name="readout")
+    real = spec.readout
+    readout = processes.Readout(
+        shape=(spec.output_size,), bias=real.bias, synapse_decay=real.synapse_decay,
+        membrane_decay=real.membrane_decay, membrane_bias=real.membrane_bias, threshold=real.threshold,
+        reset_mechanism=real.reset_mechanism, sequence_length=sequence_length,
+        reset_offset=len(spec.layers) + 2, sequences=sequences,
+        accumulate=spec.accumulates(len(spec.layers)), name="readout",
+    )
     units[-1].s_out.connect(dense.s_in)
     dense.a_out.connect(readout.a_in)
     denses.append(dense)
@@ -206,8 +230,9 @@ def source_data(spec: NetworkSpec, inputs: Tensor, extra_steps: int) -> np.ndarr
 def _check_dense_range(spec: NetworkSpec, data: np.ndarray, reference: Simulation) -> None:
     """Fixed point: payloads fit 24 bits and no Dense overflows int32 (before ``run()``)."""
     largest_input = float(np.max(np.abs(data), initial=0))
-    # events are level changes; between sequences a level may jump by twice its largest value
-    largest_events = [largest_input] + [2 * level for level in reference.largest_level]
+    # level changes: between sequences a level may jump by twice its largest value; events: +-1
+    largest_events = [largest_input] + [1 if layer.unit.output == "events" else 2 * level
+                                        for layer, level in zip(spec.layers, reference.largest_level)]
     weights = [layer.weights for layer in spec.layers] + [spec.readout.weights]
     for index, (events, matrix) in enumerate(zip(largest_events, weights)):
         name = f"layer {index}" if index < len(spec.layers) else "readout"
@@ -218,8 +243,28 @@ def _check_dense_range(spec: NetworkSpec, data: np.ndarray, reference: Simulatio
             raise ValueError(f"{name}: Dense sums up to {bound:.0f} would overflow Lava's int32 accumulator")
 
 
+def check_graph(processes) -> None:
+    """Before ``run()`` of a graph you built around our units: every memory-unit Process
+    reachable from ``processes`` (one Process or a list) must send to receivers that take
+    graded payloads (``num_message_bits > 0``); ValueError names the first that does not.
+    (``s_out.connect`` checks at once; this also covers ``dense.s_in.connect_from(...)``.)"""
+    lava = import_lava()
+    pending = list(processes) if isinstance(processes, (list, tuple)) else [processes]
+    seen = set()
+    while pending:
+        process = pending.pop()
+        if id(process) in seen:
+            continue
+        seen.add(id(process))
+        for port in process.out_ports.members:
+            if isinstance(process, lava.MemoryUnitProcess):
+                lava.check_receivers(port)
+            pending.extend(receiver.process for receiver in port.out_connections)
+        pending.extend(sender.process for port in process.in_ports.members for sender in port.in_connections)
+
+
 def run_on_lava(
-    network: MemoryNetwork | NetworkSpec,
+    network: MemoryNetwork | nn.Sequential | NetworkSpec,
     inputs: Tensor,
     *,
     timeout: float = 120.0,
@@ -279,8 +324,9 @@ def run_on_lava(
 
 
 class _Workers:
-    """Calls into Lava's runtime with a deadline; on a miss, ends the worker processes
-    this run started (found by their ids, nothing else) and raises TimeoutError."""
+    """Calls into Lava's runtime with a deadline; on a miss (or Ctrl-C), ends the worker
+    processes this run started (found by their ids, nothing else) and raises TimeoutError
+    (or re-raises KeyboardInterrupt)."""
 
     SPAWN_GRACE = 3.0  # seconds to keep ending workers a runtime still spawns after the deadline
 
@@ -299,7 +345,11 @@ class _Workers:
 
         thread = threading.Thread(target=target, name=f"lava-{what}", daemon=True)
         thread.start()
-        thread.join(timeout)
+        try:
+            thread.join(timeout)
+        except KeyboardInterrupt:  # Ctrl-C: end this run's workers, then let it propagate
+            self.terminate(thread)
+            raise
         if thread.is_alive():
             self.terminate(thread)
             raise TimeoutError(f"Lava {what}() did not finish within {timeout} s; its worker processes were ended")
@@ -322,4 +372,5 @@ class _Workers:
             thread.join(0.1)
 
 
-__all__ = ["LavaNetwork", "LavaRun", "check_spec", "import_lava", "run_on_lava", "source_data", "to_lava"]
+__all__ = ["LavaNetwork", "LavaRun", "check_graph", "check_spec", "import_lava", "run_on_lava", "source_data",
+           "to_lava"]
