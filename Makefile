@@ -11,7 +11,7 @@ venv:
 	@scripts/venv.sh $(VENV) 3.10 all,dev
 
 venv-core:
-	@scripts/venv.sh $(VENV_CORE) 3.11 nir,dev .ci/constraints-core.txt
+	@scripts/venv.sh $(VENV_CORE) 3.11 nir,data,dev .ci/constraints-core.txt
 
 demo: venv
 	$(VENV)/bin/cmru-neuro demo $(DEMO_ARGS)

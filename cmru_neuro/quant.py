@@ -1,8 +1,9 @@
 """Post-training quantization to a Loihi-2-like integer format, and its golden model.
 
 A trained :class:`~cmru_neuro.network.MemoryNetwork` (CMRU, BMRU or first-quadrant BMRU
-units, stacked, then a Linear readout) becomes a :class:`NetworkSpec`: plain numpy arrays in
-the form every deployment runs (the numpy reference here, the Lava processes in
+units, stacked, then a Linear readout), or an snnTorch / Norse pipeline of our neurons with
+a leaky readout (:func:`pipeline_spec`), becomes a :class:`NetworkSpec`: plain numpy arrays
+in the form every deployment runs (the numpy reference here, the Lava processes in
 :mod:`cmru_neuro.adapters.lava`).
 
 The form (floating point or integer, same structure)::
@@ -12,7 +13,8 @@ The form (floating point or integer, same structure)::
 * Every signal is delta-encoded: the input sends ``x_t - x_{t-1}``, each unit sends its
   events ``level_t - level_{t-1}`` (graded payloads). Each receiver accumulates what its Dense
   delivers (``sigma += W delta``, sigma-delta style), so ``sigma_t = W level_t`` and traffic
-  scales with state changes.
+  scales with state changes. (A pipeline neuron with spike output sends ``z_t sign(c_t)``
+  instead, taken as it comes: :attr:`UnitSpec.output`.)
 * A unit keeps an integer *level*: CMRU the event count ``L_t`` (``h_t = alpha L_t + h_0``,
   with ``W h_0`` folded into the next bias), BMRU its state in {-1, +1}, first-quadrant BMRU
   its state in {0, 1}. ``alpha`` is folded into the outgoing weights (``W diag(alpha)``).
@@ -46,8 +48,12 @@ STATE_BITS = 24
 STATE_LIMIT = 2 ** (STATE_BITS - 1) - 1  # largest magnitude of a 24-bit signed value
 MANTISSA_LIMIT = 127  # signed 8-bit mantissa; Lava's mixed-sign Dense weight is 2 * mantissa
 KINDS = ("cmru", "bmru", "fq-bmru")
+UNIT_OUTPUTS = ("changes", "events")  # what a unit layer sends (see UnitSpec.output)
+RESET_MECHANISMS = ("none", "subtract", "zero")  # snnTorch's, for the readout
+DECAY_BITS = 12  # integer decay factors: mantissas of 2**-12, as Lava's LIF
+DECAY_UNIT = 2**DECAY_BITS
 UNIT_SATURATIONS = ("accumulator", "current", "state")  # what UnitStep counts, in order
-READOUT_SATURATIONS = ("accumulator", "output")
+READOUT_SATURATIONS = ("accumulator", "synapse", "output")
 
 
 # --------------------------------------------------------------------------------------
@@ -66,6 +72,10 @@ class UnitSpec:
     threshold_low: ``(H,)`` first quadrant only: ``beta_lo``.
     initial_level: ``(H,)`` the level each sequence starts from.
     exponent: one unit of current is worth ``2**exponent`` (0 in floating point).
+    output: what the layer sends. ``"changes"``: ``level_t - level_{t-1}`` (the state,
+        delta-encoded: the receiver accumulates); ``"events"``: ``z_t sign(c_t)`` in
+        {-1, 0, +1}, the spikes of the snnTorch / Norse neurons (the receiver takes them as
+        they come). Not for first-quadrant units.
     """
 
     kind: str
@@ -74,6 +84,7 @@ class UnitSpec:
     threshold_low: np.ndarray
     initial_level: np.ndarray
     exponent: int = 0
+    output: str = "changes"
 
     @property
     def hidden_size(self) -> int:
@@ -95,11 +106,32 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class ReadoutSpec:
-    """Dense ``weights`` ``(O, H)``, ``bias`` ``(O,)``; one output unit worth ``2**exponent``."""
+    """Dense ``weights`` ``(O, H)``, ``bias`` ``(O,)``; one output unit worth ``2**exponent``.
+
+    A leaky integrator (snnTorch ``Leaky``, Norse ``LI`` / ``LIBoxCell``), each ``(O,)``:
+    ``synapse_t = synapse_decay * synapse_{t-1} + current_t``, ``v_t = membrane_decay *
+    v_{t-1} + synapse_t + membrane_bias`` (less ``threshold`` where ``v_{t-1} > threshold``
+    for reset ``"subtract"``, from 0 for ``"zero"``); the output is ``v_t``. Decay factors
+    are real in floating point, integers in units of ``2**-12`` in fixed point (truncated
+    toward zero, as Lava's LIF). All zeros (the default): ``v_t = current_t``, the Linear
+    readout of a MemoryNetwork.
+    """
 
     weights: np.ndarray
     bias: np.ndarray
     exponent: int = 0
+    synapse_decay: np.ndarray | None = None
+    membrane_decay: np.ndarray | None = None
+    membrane_bias: np.ndarray | None = None
+    threshold: np.ndarray | None = None
+    reset_mechanism: str = "none"
+
+    def __post_init__(self):
+        for name in ("synapse_decay", "membrane_decay", "membrane_bias", "threshold"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros_like(self.bias))
+        if self.reset_mechanism not in RESET_MECHANISMS:
+            raise ValueError(f"reset_mechanism: expected one of {RESET_MECHANISMS}, got {self.reset_mechanism!r}")
 
 
 @dataclass(frozen=True)
@@ -128,6 +160,11 @@ class NetworkSpec:
     def input_limit(self) -> int:
         """Largest integer input magnitude (fixed point)."""
         return 2 ** (self.input_bits - 1) - 1
+
+    def accumulates(self, index: int) -> bool:
+        """Whether layer ``index`` (``len(layers)``: the readout) accumulates its input:
+        True behind the source (input deltas) and behind a layer that sends changes."""
+        return index == 0 or self.layers[index - 1].unit.output == "changes"
 
 
 # --------------------------------------------------------------------------------------
@@ -158,18 +195,21 @@ class UnitStep(NamedTuple):
     state_saturations: int
 
 
-def unit_step(unit, sigma, level, dendrite, reset, fixed_point: bool) -> UnitStep:
+def unit_step(unit, sigma, level, dendrite, reset, fixed_point: bool, accumulate: bool = True) -> UnitStep:
     """Advance a layer of units one step.
 
-    ``unit``: anything with ``kind``, ``bias``, ``threshold``, ``threshold_low`` and
-    ``initial_level`` (a :class:`UnitSpec`, or a Lava ProcessModel with those Vars).
+    ``unit``: anything with ``kind``, ``bias``, ``threshold``, ``threshold_low``,
+    ``initial_level`` and ``output`` (a :class:`UnitSpec`, or a Lava ProcessModel).
     ``sigma`` ``(..., S*H)``: accumulated input; ``level`` ``(..., H)``; ``dendrite``
     ``(..., S*H)``: what the Dense delivers this step (``W delta``); ``reset``: start a new
     sequence from ``initial_level`` before this step's update (bool or ``(..., 1)``).
-    Events are ``level_new - level``: the state change sent downstream.
+    ``accumulate``: ``sigma += dendrite`` (the input is delta-encoded), else ``sigma =
+    dendrite`` (the upstream sends events). Events: ``level_new - level`` (output
+    ``"changes"``) or ``z sign(c)`` (output ``"events"``).
     """
     wide = np.int64 if fixed_point else np.float64
-    sigma, accumulator_saturations = saturate(np.asarray(sigma, wide) + dendrite, fixed_point)
+    held = np.asarray(sigma, wide) if accumulate else 0
+    sigma, accumulator_saturations = saturate(held + np.asarray(dendrite, wide), fixed_point)
     current, current_saturations = saturate(sigma + np.asarray(unit.bias, wide), fixed_point)
     level = np.asarray(level, wide)
     hidden = level.shape[-1]
@@ -186,24 +226,58 @@ def unit_step(unit, sigma, level, dendrite, reset, fixed_point: bool) -> UnitSte
         direction = np.where(candidate >= 0, 1, -1)
         new = start + gate * direction if unit.kind == "cmru" else np.where(gate, direction, start)
     new, state_saturations = saturate(new.astype(wide), fixed_point)
-    return UnitStep(sigma, new, new - level, accumulator_saturations, current_saturations, state_saturations)
+    events = (gate * direction).astype(wide) if unit.output == "events" else new - level
+    return UnitStep(sigma, new, events, accumulator_saturations, current_saturations, state_saturations)
 
 
 class ReadoutStep(NamedTuple):
-    """One readout step; arrays ``(..., O)``; clipped accumulator and output counts."""
+    """One readout step; arrays ``(..., O)``; clipped accumulator, synapse and output counts."""
 
     sigma: np.ndarray
+    synapse: np.ndarray
     output: np.ndarray
     accumulator_saturations: int
+    synapse_saturations: int
     output_saturations: int
 
 
-def readout_step(sigma, dendrite, bias, fixed_point: bool) -> ReadoutStep:
-    """Readout accumulator: ``sigma += dendrite``, output ``sigma + bias``."""
+def decay(values: np.ndarray, factor, fixed_point: bool) -> np.ndarray:
+    """``factor * values``; fixed point: ``factor`` in units of ``2**-12``, the product
+    truncated toward zero (Lava's LIF rule)."""
+    if not fixed_point:
+        return values * np.asarray(factor, np.float64)
+    product = values * np.asarray(factor, np.int64)
+    return np.sign(product) * (np.abs(product) >> DECAY_BITS)
+
+
+def readout_step(readout, sigma, synapse, output, dendrite, reset, fixed_point: bool,
+                 accumulate: bool = True) -> ReadoutStep:
+    """One step of the readout (see :class:`ReadoutSpec`).
+
+    ``readout``: anything with ``bias``, ``synapse_decay``, ``membrane_decay``,
+    ``membrane_bias``, ``threshold`` and ``reset_mechanism`` (a ReadoutSpec or a Lava
+    ProcessModel). ``sigma``, ``synapse``, ``output`` ``(..., O)``: the accumulator and
+    the two states of the previous step; ``reset``: a new sequence starts (states from 0);
+    ``accumulate`` as in :func:`unit_step`.
+    """
     wide = np.int64 if fixed_point else np.float64
-    sigma, accumulator_saturations = saturate(np.asarray(sigma, wide) + dendrite, fixed_point)
-    output, output_saturations = saturate(sigma + np.asarray(bias, wide), fixed_point)
-    return ReadoutStep(sigma, output, accumulator_saturations, output_saturations)
+    held = np.asarray(sigma, wide) if accumulate else 0
+    sigma, accumulator_saturations = saturate(held + np.asarray(dendrite, wide), fixed_point)
+    current = sigma + np.asarray(readout.bias, wide)
+    synapse = np.where(reset, 0, np.asarray(synapse, wide)).astype(wide)
+    synapse_saturations = 0
+    if np.any(readout.synapse_decay):  # a synapse that holds a state (Norse's LI)
+        current, synapse_saturations = saturate(decay(synapse, readout.synapse_decay, fixed_point) + current,
+                                                fixed_point)
+    previous = np.where(reset, 0, np.asarray(output, wide)).astype(wide)
+    fired = previous > np.asarray(readout.threshold, wide)
+    if readout.reset_mechanism == "zero":
+        previous = np.where(fired, 0, previous)
+    value = decay(previous, readout.membrane_decay, fixed_point) + current + np.asarray(readout.membrane_bias, wide)
+    if readout.reset_mechanism == "subtract":
+        value = value - fired * np.asarray(readout.threshold, wide)
+    value, output_saturations = saturate(value.astype(wide), fixed_point)
+    return ReadoutStep(sigma, current, value, accumulator_saturations, synapse_saturations, output_saturations)
 
 
 # --------------------------------------------------------------------------------------
@@ -211,10 +285,19 @@ def readout_step(sigma, dendrite, bias, fixed_point: bool) -> ReadoutStep:
 # --------------------------------------------------------------------------------------
 
 
-def network_spec(model: MemoryNetwork) -> NetworkSpec:
-    """The floating-point form of ``model`` (float64; alpha and CMRU's h_0 folded)."""
+def network_spec(model: MemoryNetwork | torch.nn.Sequential) -> NetworkSpec:
+    """The floating-point form of ``model`` (float64; alpha and CMRU's h_0 folded).
+
+    ``model``: a :class:`MemoryNetwork`, or a pipeline of the snnTorch / Norse neurons
+    (see :func:`pipeline_spec`).
+    """
+    if isinstance(model, torch.nn.Sequential):
+        return pipeline_spec(model)
     if not isinstance(model, MemoryNetwork):
-        raise TypeError(f"model: expected a cmru_neuro.network.MemoryNetwork, got {type(model).__name__}")
+        raise TypeError(
+            f"model: expected a cmru_neuro.network.MemoryNetwork, or an nn.Sequential / Norse "
+            f"SequentialState pipeline, got {type(model).__name__}"
+        )
     if model.unit_name not in KINDS:
         raise ValueError(
             f"model: unit {model.unit_name!r} has no integer form (alpha-CMRU's step is an input-"
@@ -258,6 +341,145 @@ def network_spec(model: MemoryNetwork) -> NetworkSpec:
     rectify = bool(getattr(model.units[0], "rectify_input", False))
     return NetworkSpec(tuple(layers), readout, model.readout_mode, False, model.units[0].input_size,
                        rectify_input=rectify)
+
+
+def pipeline_spec(net: torch.nn.Sequential) -> NetworkSpec:
+    """The floating-point form of a per-step pipeline the way users build it::
+
+        nn.Linear -> neuron [-> nn.Linear -> neuron ...] -> nn.Linear [-> readout]
+
+    neuron: a CMRU or BMRU of :mod:`cmru_neuro.snntorch` or :mod:`cmru_neuro.norse` (cell
+    or sequence module; spike or state output, fixed or input threshold); readout:
+    ``snn.Leaky`` (any reset mechanism), Norse ``LI`` / ``LICell`` (current-based) or
+    ``LIBoxCell``, or none (the Linear's output). Nested ``nn.Sequential`` /
+    ``SequentialState`` are flattened. The spec's outputs ``(T, B, O)`` are the readout's
+    membrane (snnTorch's ``mem``, what Norse's LI returns) every step, readout ``"sequence"``.
+    """
+    modules = _flatten(net)
+    layers = []
+    scale, offset = None, None  # what the next Linear sees: scale * level + offset (or scale * events)
+    index = 0
+    while True:
+        linear = modules[index] if index < len(modules) else None
+        where = f"net[{index}] ({type(linear).__name__})"
+        if not isinstance(linear, torch.nn.Linear):
+            expected = "an nn.Linear" + (" after each neuron" if layers else " first")
+            raise ValueError(f"net: expected {expected}, got {where if linear is not None else 'the end of the chain'}")
+        weights, bias = _linear(linear)
+        if scale is None:
+            scale, offset = np.ones(weights.shape[1]), np.zeros(weights.shape[1])
+        elif weights.shape[1] != scale.shape[0]:
+            raise ValueError(f"{where}: expected in_features {scale.shape[0]} (the neurons before it), "
+                             f"got {weights.shape[1]}")
+        weights, bias = weights * scale, bias + weights @ offset
+        following = modules[index + 1] if index + 1 < len(modules) else None
+        if not _is_memory_neuron(following):
+            if index + 2 < len(modules):
+                raise ValueError(
+                    f"net[{index + 2}] ({type(modules[index + 2]).__name__}): expected the chain to end "
+                    f"after the readout net[{index + 1}]; a readout must be last"
+                )
+            readout = _readout_spec(following, weights, bias, f"net[{index + 1}] ({type(following).__name__})")
+            if not layers:
+                raise ValueError("net: expected at least one memory neuron (CMRU, BMRU) between Linears, got none")
+            return NetworkSpec(tuple(layers), readout, "sequence", False, modules[0].in_features)
+        unit, scale, offset = _neuron_unit(following, bias, f"net[{index + 1}] ({type(following).__name__})")
+        layers.append(LayerSpec(weights, unit))
+        index += 2
+
+
+def _flatten(net: torch.nn.Module) -> list:
+    if isinstance(net, torch.nn.Sequential):
+        return [leaf for child in net for leaf in _flatten(child)]
+    return [net]
+
+
+def _is_memory_neuron(module) -> bool:
+    from . import norse as cn
+    from . import snntorch as cs
+
+    return isinstance(module, (cs.MemoryNeuron, cn.MemoryModule))
+
+
+def _neuron_unit(neuron, bias: np.ndarray, where: str):
+    """An snnTorch / Norse memory neuron -> ``(UnitSpec, scale, offset)``: what the next
+    Linear sees is ``scale * level + offset`` (state output) or ``scale * events``."""
+    from . import snntorch as cs
+
+    if neuron.step_from_input:
+        raise ValueError(f"{where}: alpha-CMRU has no integer form (its step is an input-dependent softplus)")
+    if isinstance(neuron, cs.MemoryNeuron) and neuron.state_quant:
+        raise ValueError(f"{where}: state_quant has no deployed form; deploy without it")
+    streams = neuron.streams
+    hidden = bias.shape[0] // streams
+    size = neuron.size if isinstance(neuron, cs.MemoryNeuron) else neuron._width()
+    if bias.shape[0] % streams or (size is not None and size != hidden):
+        wanted = f"{streams} x H" if size is None else f"{streams} x {size} = {streams * size}"
+        raise ValueError(f"{where}: expected the Linear before it to give {wanted} currents "
+                         f"({' | '.join(['candidate', 'threshold'][:streams])}), got {bias.shape[0]}")
+
+    def vector(value, name):
+        return _per_unit(value, hidden, name, where)
+
+    kind = "cmru" if neuron.epsilon == 1 else "bmru"
+    alpha = vector(neuron.alpha, "alpha")
+    if np.any(alpha == 0):
+        raise ValueError(f"{where}: expected alpha non-zero (the level spacing), got zeros")
+    h0 = vector(0.0 if neuron.h0 is None else neuron.h0, "h0")
+    threshold = np.zeros(hidden) if neuron.threshold_from_input else np.abs(vector(neuron.threshold, "threshold"))
+    if kind == "cmru":  # the level counts events from 0; h_0 goes into the next bias
+        initial, offset = np.zeros(hidden), h0
+    else:
+        initial, offset = h0 / alpha, np.zeros(hidden)
+        if not np.all(np.isin(initial, (-1.0, 0.0, 1.0))):
+            raise ValueError(f"{where}: a BMRU deploys with h0 in {{-alpha, 0, +alpha}} (its levels), "
+                             f"got h0 / alpha = {initial.tolist()}")
+    if neuron.output_state:
+        scale, output = alpha, "changes"
+    else:
+        factor = getattr(neuron, "graded_spikes_factor", 1.0)  # snnTorch's spike scale
+        scale, offset, output = vector(factor, "graded_spikes_factor"), np.zeros(hidden), "events"
+    unit = UnitSpec(kind, bias, threshold, np.zeros(hidden), initial, output=output)
+    return unit, scale, offset
+
+
+def _readout_spec(module, weights: np.ndarray, bias: np.ndarray, where: str) -> ReadoutSpec:
+    """The readout neuron after the last Linear (None: the Linear is the readout)."""
+    import norse.torch as nt
+    import snntorch as snn
+
+
+    def vector(value, name):
+        return _per_unit(value, weights.shape[0], name, where)
+
+    if module is None:
+        return ReadoutSpec(weights, bias)
+    if type(module) is snn.Leaky:
+        if module.state_quant or module.inhibition or not module.reset_delay:
+            raise ValueError(f"{where}: expected an snn.Leaky without state_quant and inhibition, reset_delay=True")
+        mechanism = module.reset_mechanism
+        return ReadoutSpec(weights, bias, membrane_decay=vector(module.beta.clamp(0, 1), "beta"),
+                           threshold=vector(module.threshold, "threshold"), reset_mechanism=mechanism)
+    if isinstance(module, (nt.LI, nt.LICell, nt.LIBoxCell)):  # v += dt tau_mem_inv (v_leak - v + i)
+        gain = module.dt * vector(module.p.tau_mem_inv, "tau_mem_inv")
+        synapse = 1.0 - module.dt * vector(module.p.tau_syn_inv, "tau_syn_inv") \
+            if hasattr(module.p, "tau_syn_inv") else None
+        if np.any(gain < 0) or np.any(gain > 1) or (synapse is not None and np.any((synapse < 0) | (synapse > 1))):
+            raise ValueError(f"{where}: expected dt * tau_inv in [0, 1] (a stable Euler step), got dt={module.dt}")
+        return ReadoutSpec(weights * gain[:, None], bias * gain, synapse_decay=synapse, membrane_decay=1.0 - gain,
+                           membrane_bias=gain * vector(module.p.v_leak, "v_leak"))
+    raise ValueError(
+        f"{where}: expected a readout snn.Leaky, Norse LI / LICell / LIBoxCell, or a memory neuron "
+        f"(CMRU, BMRU of cmru_neuro.snntorch / cmru_neuro.norse) after a Linear"
+    )
+
+
+def _per_unit(value, size: int, name: str, where: str) -> np.ndarray:
+    """A scalar or ``(size,)`` parameter as a float64 ``(size,)`` array."""
+    array = torch.as_tensor(value).detach().double().cpu().numpy()
+    if array.ndim > 1 or array.size not in (1, size):
+        raise ValueError(f"{where}: expected {name} a scalar or ({size},), got shape {array.shape}")
+    return np.broadcast_to(array, (size,)).copy()
 
 
 def _linear(linear: torch.nn.Linear) -> tuple[np.ndarray, np.ndarray]:
@@ -319,9 +541,10 @@ class Quantized:
     calibration: Simulation
 
 
-def quantize(model: MemoryNetwork, inputs: Tensor, *, input_bits: int = 8) -> Quantized:
+def quantize(model: MemoryNetwork | torch.nn.Sequential, inputs: Tensor, *, input_bits: int = 8) -> Quantized:
     """Post-training quantization of ``model`` to the integer format (see the module doc).
 
+    ``model``: a MemoryNetwork or an snnTorch / Norse pipeline (:func:`pipeline_spec`).
     ``inputs`` ``(T, B, F)``: calibration sequences; they set the input step and are run
     through the integer model, whose saturation counts are reported (and warned about).
     First-quadrant BMRU's learned initial state is binarised to its state set {0, 1}.
@@ -346,16 +569,28 @@ def quantize(model: MemoryNetwork, inputs: Tensor, *, input_bits: int = 8) -> Qu
             _to_integers(unit.threshold_low, exponent, f"{name} threshold_low"),
             initial.astype(np.int64),
             exponent,
+            unit.output,
         )))
         step = 1.0
-    weights, exponent = weight_lattice(float_spec.readout.weights)
-    readout = ReadoutSpec(weights, _to_integers(float_spec.readout.bias, exponent, "readout bias"), exponent)
+    real = float_spec.readout
+    weights, exponent = weight_lattice(real.weights)
+    readout = ReadoutSpec(
+        weights, _to_integers(real.bias, exponent, "readout bias"), exponent,
+        _decay_mantissas(real.synapse_decay), _decay_mantissas(real.membrane_decay),
+        _to_integers(real.membrane_bias, exponent, "readout membrane_bias"),
+        _to_integers(real.threshold, exponent, "readout threshold"), real.reset_mechanism,
+    )
     spec = NetworkSpec(tuple(layers), readout, float_spec.readout_mode, True,
                        float_spec.input_size, x_exponent, input_bits, float_spec.rectify_input)
     calibration = simulate(spec, inputs)
     if calibration.saturations:
         warnings.warn(f"quantize: the calibration inputs saturate the integer model: {calibration.saturations}")
     return Quantized(spec, calibration)
+
+
+def _decay_mantissas(factors: np.ndarray) -> np.ndarray:
+    """Decay factors in [0, 1] -> integers in units of ``2**-12`` (rounded)."""
+    return np.rint(np.asarray(factors, np.float64) * DECAY_UNIT).astype(np.int64)
 
 
 def dequantize(spec: NetworkSpec, model: MemoryNetwork) -> MemoryNetwork:
@@ -421,8 +656,9 @@ class Simulation:
         ``2**readout.exponent``).
     events: per layer, the number of non-zero events sent.
     saturations: ``{"layer 0 accumulator": n, "layer 0 current": n, "layer 0 state": n, ...,
-        "readout accumulator": n, "readout output": n}``, only non-zero counts. An
-        accumulator saturation breaks the sigma-delta reconstruction (Lava refuses to run).
+        "readout accumulator": n, "readout synapse": n, "readout output": n}``, only non-zero
+        counts. An accumulator saturation breaks the sigma-delta reconstruction (Lava
+        refuses to run).
     largest_level: per layer, max ``|level|`` reached.
     """
 
@@ -463,7 +699,7 @@ def simulate(spec: NetworkSpec, inputs: Tensor) -> Simulation:
     wide = np.int64 if spec.fixed_point else np.float64
     sigmas = [np.zeros((batch, layer.weights.shape[0]), wide) for layer in spec.layers]
     levels = [np.zeros((batch, layer.unit.hidden_size), wide) for layer in spec.layers]
-    readout_sigma = np.zeros((batch, spec.output_size), wide)
+    readout_state = [np.zeros((batch, spec.output_size), wide)] * 3  # sigma, synapse, output
     outputs = np.zeros((steps, batch, spec.output_size), wide)
     events = [0] * len(spec.layers)
     largest = [0] * len(spec.layers)
@@ -473,15 +709,17 @@ def simulate(spec: NetworkSpec, inputs: Tensor) -> Simulation:
         delta = source[t] - previous
         previous = source[t]
         for i, layer in enumerate(spec.layers):
-            step = unit_step(layer.unit, sigmas[i], levels[i], delta @ layer.weights.T, t == 0, spec.fixed_point)
+            step = unit_step(layer.unit, sigmas[i], levels[i], delta @ layer.weights.T, t == 0, spec.fixed_point,
+                             spec.accumulates(i))
             sigmas[i], levels[i], delta = step.sigma, step.level, step.events
             events[i] += int(np.count_nonzero(delta))
             largest[i] = max(largest[i], float(np.max(np.abs(step.level))))
             for part, value in zip(UNIT_SATURATIONS, step[3:]):
                 _count(counts, f"layer {i} {part}", value)
-        readout = readout_step(readout_sigma, delta @ spec.readout.weights.T, spec.readout.bias, spec.fixed_point)
-        readout_sigma, outputs[t] = readout.sigma, readout.output
-        for part, value in zip(READOUT_SATURATIONS, readout[2:]):
+        readout = readout_step(spec.readout, *readout_state, delta @ spec.readout.weights.T, t == 0,
+                               spec.fixed_point, spec.accumulates(len(spec.layers)))
+        readout_state, outputs[t] = readout[:3], readout.output
+        for part, value in zip(READOUT_SATURATIONS, readout[3:]):
             _count(counts, f"readout {part}", value)
     return Simulation(outputs, events, counts, largest)
 
@@ -572,6 +810,6 @@ def accuracy_report(
 __all__ = [
     "AccuracyReport", "LayerSpec", "NetworkSpec", "Quantized", "ReadoutSpec", "ReadoutStep", "Simulation",
     "UnitSpec", "UnitStep", "accuracy_report", "classification_correct", "dequantize", "encode_inputs", "logits",
-    "network_spec", "quantize", "readout_step", "saturate", "simulate", "unit_step",
+    "network_spec", "pipeline_spec", "quantize", "readout_step", "saturate", "simulate", "unit_step",
     "weight_lattice",
 ]

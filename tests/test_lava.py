@@ -187,7 +187,7 @@ def overflowing_spec(features=300):
     ("odd weights", r"layer 0 weights: expected even integers in \[-256, 254\]"),
     ("shapes", r"layer 1: expected weights \(10, 6\) and bias \(10,\)"),
     ("alpha-CMRU", "unit 'acmru' has no integer form"),
-    ("not a network", "network: expected a MemoryNetwork or a NetworkSpec"),
+    ("not a network", "network: expected a MemoryNetwork, an snnTorch / Norse pipeline"),
 ])
 def test_bad_data_fails_before_run(case, message):
     model = random_network("cmru", "input", 10)
@@ -238,3 +238,183 @@ def test_a_run_past_its_timeout_is_stopped_and_leaves_no_workers():
     with pytest.raises(TimeoutError, match="did not finish within 0.5 s; its worker processes were ended"):
         run_on_lava(model, torch.randn(500, 20, 3), timeout=0.5)
     assert no_new_workers(before)
+
+
+# --- snnTorch and Norse pipelines, as users build them ------------------------------------------
+
+
+def snntorch_pipeline(seed, reset_mechanism="subtract"):
+    """Linear -> CMRU (state out, threshold from input) -> Linear -> BMRU (spikes) -> Linear -> snn.Leaky."""
+    import snntorch as snn
+
+    from cmru_neuro import snntorch as cs
+
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 12), cs.CMRU(threshold_from_input=True, output_state=True, alpha=0.7, h0=0.2,
+                                        init_hidden=True),
+        torch.nn.Linear(6, 5), cs.BMRU(threshold=0.3, init_hidden=True),
+        torch.nn.Linear(5, 2), snn.Leaky(beta=0.8, threshold=0.5, reset_mechanism=reset_mechanism,
+                                         init_hidden=True, output=True),
+    )
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    return net.eval()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("seed,reset_mechanism", [(0, "subtract"), (1, "none"), (2, "zero")])
+def test_snntorch_pipeline_on_lava_fixed_point_is_bit_exact(seed, reset_mechanism):
+    net = snntorch_pipeline(seed, reset_mechanism)
+    inputs = inputs_for(seed, length=12, batch=3)
+    spec = quant.quantize(net, inputs).spec
+    run = run_on_lava(spec, inputs, timeout=60)
+    assert np.array_equal(run.outputs, run.reference.outputs)
+    assert run.saturations == run.reference.saturations == {}
+    assert all(run.events) and np.any(run.outputs)
+
+
+@pytest.mark.timeout(90)
+def test_norse_pipelines_on_lava_fixed_point_are_bit_exact():
+    import norse.torch as nt
+
+    from cmru_neuro import norse as cn
+
+    torch.manual_seed(3)
+    cells = nt.SequentialState(  # per-step cells, Norse's current-based leaky integrator
+        torch.nn.Linear(3, 8), cn.CMRUCell(cn.CMRUParameters(threshold=torch.full((8,), 0.5))),
+        torch.nn.Linear(8, 2), nt.LICell())
+    sequence = nt.SequentialState(  # whole-sequence modules, as the README's Norse pipeline
+        torch.nn.Linear(3, 8), cn.CMRU(cn.CMRUParameters(threshold=None), output_state=True),
+        torch.nn.Linear(4, 2), nt.LI())
+    inputs = inputs_for(3, length=12, batch=2)
+    for net in (cells, sequence):
+        spec = quant.quantize(net, inputs).spec
+        run = run_on_lava(spec, inputs, timeout=40)
+        assert np.array_equal(run.outputs, run.reference.outputs)
+        assert spec.readout.synapse_decay.tolist() == [round((1 - 0.001 * 200) * 4096)] * 2
+
+
+@pytest.mark.timeout(60)
+def test_lava_floating_point_runs_the_pipeline_the_torch_way():
+    """Lava's floating_pt equals the float spec, which equals the snnTorch step loop (test_quant)."""
+    import snntorch.utils
+
+    net = snntorch_pipeline(4)
+    inputs = inputs_for(4, length=12, batch=2)
+    run = run_on_lava(net, inputs, timeout=45)
+    snntorch.utils.reset(net)
+    with torch.no_grad():
+        expected = torch.stack([net(x_t)[1] for x_t in inputs]).double().numpy()
+    np.testing.assert_allclose(run.outputs, expected, atol=1e-4)
+
+
+@pytest.mark.timeout(120)
+def test_trained_snntorch_pipeline_keeps_its_accuracy_on_lava(fit_copy_first):
+    """The README's snnTorch pipeline trained with BPTT on copy-first, deployed bit-exact."""
+    import snntorch as snn
+    import snntorch.utils
+
+    from cmru_neuro import snntorch as cs
+    from cmru_neuro.tasks import copy_first
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(2, 16), cs.CMRU(threshold=1.0, size=16, init_hidden=True, output_state=True),
+        torch.nn.Linear(16, 2), snn.Leaky(beta=0.9, init_hidden=True, output=True),
+    )
+
+    def last_membrane(x):
+        snntorch.utils.reset(net)
+        return [net(x_t)[1] for x_t in x][-1]
+
+    accuracy = fit_copy_first(net.parameters(), last_membrane, length=20, batch=64, iterations=40)
+    assert accuracy >= 0.95
+    task = copy_first(length=20, classes=2, noise=0.15, train_size=64 * 40, test_size=512)
+    calibration, _ = task.batch(task.train, torch.arange(256))
+    inputs, labels = task.batch(task.test, torch.arange(64))
+    inputs, calibration = 2 * inputs, 2 * calibration
+    run = run_on_lava(quant.quantize(net.eval(), calibration).spec, inputs, timeout=90)
+    assert np.array_equal(run.outputs, run.reference.outputs)
+    with torch.no_grad():
+        float_hits = int((last_membrane(inputs).argmax(-1) == labels).sum())
+    lava_hits = int((torch.as_tensor(run.outputs[-1]).argmax(-1) == labels).sum())
+    assert lava_hits >= float_hits - 1
+
+
+# --- Lava's own processes next to ours -----------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_a_binary_dense_after_our_units_is_refused():
+    from cmru_neuro.adapters.lava import check_graph
+    from lava.proc.dense.process import Dense
+
+    graph = to_lava(quant.quantize(random_network("cmru", "input", 12), inputs_for(12)).spec, sequence_length=10)
+    with pytest.raises(ValueError, match=r"cmru1.s_out -> binary: expected num_message_bits > 0 .* a binary "
+                                         r"Dense turns -1 events into \+1"):
+        graph.units[-1].s_out.connect(Dense(weights=np.ones((2, 5)), name="binary").s_in)
+    backwards = Dense(weights=np.ones((2, 6)), name="backwards")
+    backwards.s_in.connect_from(graph.units[0].s_out)  # Lava's other way in: checked before run()
+    with pytest.raises(ValueError, match="cmru0.s_out -> backwards: expected num_message_bits > 0"):
+        check_graph(graph.readout)
+    fresh = to_lava(graph.spec, sequence_length=10)  # the refused connect above left nothing behind
+    graded = Dense(weights=np.ones((2, 5)), num_message_bits=24)
+    fresh.units[-1].s_out.connect(graded.s_in)
+    check_graph(graded)
+    assert graph.units[-1].s_out.out_connections == [graph.denses[-1].s_in]
+
+
+@pytest.mark.timeout(40)
+def test_lavas_binary_dense_reads_minus_one_as_plus_one():
+    """Why the check exists: Lava's Dense with num_message_bits=0 sums the weights of the non-zero inputs."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.dense.process import Dense
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    events = np.array([[-1.0, 0.0, 1.0, 0.0]])  # one channel, four steps
+    received = {}
+    for bits in (0, 24):
+        source, sink = Source(data=events), Sink(shape=(1,), buffer=4)
+        dense = Dense(weights=np.array([[2.0]]), num_message_bits=bits)
+        source.s_out.connect(dense.s_in)
+        dense.a_out.connect(sink.a_in)
+        try:
+            sink.run(condition=RunSteps(num_steps=4), run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
+            received[bits] = sink.data.get()[0, 1:].tolist()  # Dense delays by one step
+        finally:
+            sink.stop()
+    assert received == {0: [2.0, 0.0, 2.0], 24: [-2.0, 0.0, 2.0]}
+
+
+@pytest.mark.timeout(40)
+def test_lavas_monitor_records_graded_events_and_levels():
+    """Lava's Monitor on a unit's s_out keeps the sign of events; they add up to the probed level."""
+    from cmru_neuro.adapters.lava import source_data
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+    from lava.proc.monitor.process import Monitor
+
+    inputs = inputs_for(13, length=12, batch=1)
+    spec = quant.quantize(random_network("cmru", "input", 13, sizes=(6,)), inputs).spec
+    graph = to_lava(spec, sequence_length=12, sequences=1)
+    steps = 12 + graph.latency
+    source, sink = Source(data=source_data(spec, inputs, graph.latency)), Sink(shape=(2,), buffer=steps)
+    source.s_out.connect(graph.input_port)
+    graph.output_port.connect(sink.a_in)
+    events, levels = Monitor(), Monitor()
+    events.probe(graph.units[0].s_out, steps)
+    levels.probe(graph.units[0].level, steps)
+    try:
+        sink.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        sent = events.get_data()[graph.units[0].name]["s_out"]
+        level = levels.get_data()[graph.units[0].name]["level"]
+    finally:
+        sink.stop()
+    assert -1 in sent and 1 in sent
+    assert np.array_equal(np.cumsum(sent, axis=0), level)

@@ -208,8 +208,9 @@ def test_alpha_cmru_has_no_integer_form():
         quant.quantize(MemoryNetwork(2, [3], 2, unit="acmru"), torch.randn(4, 2, 2))
 
 
-def test_quantize_wants_a_memory_network():
-    with pytest.raises(TypeError, match="model: expected a cmru_neuro.network.MemoryNetwork, got Linear"):
+def test_quantize_wants_a_memory_network_or_a_pipeline():
+    with pytest.raises(TypeError, match="model: expected a cmru_neuro.network.MemoryNetwork, or an nn.Sequential "
+                                        "/ Norse SequentialState pipeline, got Linear"):
         quant.quantize(torch.nn.Linear(2, 2), torch.randn(4, 2, 2))
 
 
@@ -256,3 +257,168 @@ def test_quant_and_the_lava_adapter_import_without_lava():
             "print('lava' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+# --- snnTorch and Norse pipelines ------------------------------------------------------------
+
+
+def perturbed(net, seed):
+    """``net`` with every parameter moved by 0.3 N(0, 1) (seeded), in eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+    return net.eval()
+
+
+def snntorch_pipeline(case, seed=0):
+    """``nn.Sequential`` of Linear, our snnTorch neurons and an ``snn.Leaky`` readout."""
+    import snntorch as snn
+
+    from cmru_neuro import snntorch as cs
+
+    neurons = {
+        "cmru-state": lambda: cs.CMRU(threshold_from_input=True, output_state=True, alpha=0.7, h0=0.2,
+                                      init_hidden=True),
+        "cmru-events": lambda: cs.CMRU(threshold=torch.linspace(0.2, 0.8, 5), size=5, init_hidden=True),
+        "bmru-events": lambda: cs.BMRU(threshold=0.3, graded_spikes_factor=0.5, init_hidden=True),
+        "bmru-state": lambda: cs.BMRU(threshold_from_input=True, output_state=True, alpha=0.5, h0=-0.5,
+                                      init_hidden=True),
+    }
+    first, second, reset_mechanism = case
+    streams = [2 if name in ("cmru-state", "bmru-state") else 1 for name in (first, second)]
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 5 * streams[0]), neurons[first](),
+        torch.nn.Linear(5, 5 * streams[1]), neurons[second](),
+        torch.nn.Linear(5, 2),
+        snn.Leaky(beta=0.8, threshold=0.5, reset_mechanism=reset_mechanism, init_hidden=True, output=True),
+    )
+    return perturbed(net, seed)
+
+
+def run_snntorch(net, inputs):
+    """The readout's ``mem`` every step ``(T, B, O)``: snnTorch's own reset, then the step loop."""
+    import snntorch.utils
+
+    snntorch.utils.reset(net)
+    with torch.no_grad():
+        return torch.stack([net(x_t)[1] for x_t in inputs])
+
+
+PIPELINES = [
+    ("cmru-state", "bmru-events", "none"),
+    ("cmru-events", "cmru-state", "subtract"),
+    ("bmru-state", "cmru-events", "zero"),
+    ("bmru-events", "bmru-state", "subtract"),
+]
+
+
+@pytest.mark.parametrize("case", PIPELINES)
+def test_snntorch_pipeline_spec_computes_what_the_pipeline_computes(case):
+    net = snntorch_pipeline(case)
+    inputs = torch.randn(15, 4, 3, generator=torch.Generator().manual_seed(1))
+    spec = quant.network_spec(net)
+    assert [layer.unit.output for layer in spec.layers] == [
+        "changes" if "state" in name else "events" for name in case[:2]]
+    run = quant.simulate(spec, inputs)
+    assert sum(run.events) > 0
+    np.testing.assert_allclose(run.outputs, run_snntorch(net, inputs).double().numpy(), atol=1e-5)
+
+
+def norse_pipeline(readout, seed=0):
+    """``SequentialState`` of Linear, our Norse cells and a Norse leaky-integrator cell."""
+    import norse.torch as nt
+
+    from cmru_neuro import norse as cn
+
+    torch.manual_seed(seed)
+    net = nt.SequentialState(
+        torch.nn.Linear(3, 10), cn.CMRUCell(cn.CMRUParameters(threshold=None), output_state=True, h0=0.3),
+        torch.nn.Linear(5, 6), cn.BMRUCell(cn.CMRUParameters(threshold=torch.full((6,), 0.4))),
+        torch.nn.Linear(6, 2), readout(),
+    )
+    return perturbed(net, seed)
+
+
+def run_norse(net, inputs):
+    """Norse's own step loop: ``out, state = net(x_t, state)``."""
+    state, outputs = None, []
+    with torch.no_grad():
+        for x_t in inputs:
+            out, state = net(x_t, state)
+            outputs.append(out)
+    return torch.stack(outputs)
+
+
+def test_norse_pipelines_spec_computes_what_the_pipeline_computes():
+    import norse.torch as nt
+
+    from cmru_neuro import norse as cn
+
+    inputs = torch.randn(15, 4, 3, generator=torch.Generator().manual_seed(2))
+    for readout in (nt.LICell, nt.LIBoxCell):
+        net = norse_pipeline(readout)
+        run = quant.simulate(quant.network_spec(net), inputs)
+        np.testing.assert_allclose(run.outputs, run_norse(net, inputs).double().numpy(), atol=1e-5)
+    # whole-sequence modules, as the README's Norse pipeline
+    net = perturbed(nt.SequentialState(torch.nn.Linear(3, 8), cn.CMRU(cn.CMRUParameters(threshold=None),
+                                                                       output_state=True),
+                                       torch.nn.Linear(4, 2), nt.LI()), 3)
+    with torch.no_grad():
+        expected, _ = net(inputs)
+    np.testing.assert_allclose(quant.simulate(quant.network_spec(net), inputs).outputs, expected.double().numpy(),
+                               atol=1e-5)
+
+
+def test_quantized_pipeline_uses_integer_decays_and_stays_close():
+    net = snntorch_pipeline(PIPELINES[0])
+    inputs = torch.randn(15, 8, 3, generator=torch.Generator().manual_seed(4))
+    spec = quant.quantize(net, inputs).spec
+    assert spec.readout.membrane_decay.tolist() == [round(0.8 * 4096)] * 2
+    assert spec.readout.threshold.dtype == np.int64 and spec.readout.reset_mechanism == "none"
+    integer = quant.logits(spec, quant.simulate(spec, inputs).outputs)
+    float_outputs = run_snntorch(net, inputs)
+    # 8-bit weights move a few gate decisions; most outputs stay within a tenth of the range
+    close = (integer - float_outputs).abs() <= 0.1 * float_outputs.abs().max()
+    assert close.float().mean() > 0.8
+
+
+def test_integer_leaky_readout_truncates_toward_zero_as_lavas_lif():
+    readout = quant.ReadoutSpec(np.zeros((2, 1), np.int64), np.zeros(2, np.int64),
+                                membrane_decay=np.array([2048, 4096]))
+    previous = np.array([[-7, 5]])
+    step = quant.readout_step(readout, np.zeros((1, 2)), np.zeros((1, 2)), previous, np.array([[0, 3]]), False,
+                              True, accumulate=False)
+    assert step.output.tolist() == [[-3, 8]]  # -7 / 2 -> -3 (not -4); 5 * 1 + 3
+
+
+@pytest.mark.parametrize("build,message", [
+    (lambda cs, snn, nt, cn: [cs.CMRU(size=2, init_hidden=True)], r"net: expected an nn.Linear first, got net\[0\]"),
+    (lambda cs, snn, nt, cn: [torch.nn.Linear(3, 4), cs.CMRU(init_hidden=True), cs.CMRU(init_hidden=True)],
+     r"net: expected an nn.Linear after each neuron, got net\[2\] \(CMRU\)"),
+    (lambda cs, snn, nt, cn: [torch.nn.Linear(3, 4), cs.AlphaCMRU(init_hidden=True), torch.nn.Linear(2, 2)],
+     "alpha-CMRU has no integer form"),
+    (lambda cs, snn, nt, cn: [torch.nn.Linear(3, 4), cs.BMRU(h0=0.3, init_hidden=True), torch.nn.Linear(4, 2)],
+     r"a BMRU deploys with h0 in \{-alpha, 0, \+alpha\}"),
+    (lambda cs, snn, nt, cn: [torch.nn.Linear(3, 4), cs.CMRU(init_hidden=True), torch.nn.Linear(5, 2)],
+     r"net\[2\] \(Linear\): expected in_features 4 \(the neurons before it\), got 5"),
+    (lambda cs, snn, nt, cn: [torch.nn.Linear(3, 4), cs.CMRU(size=3, init_hidden=True), torch.nn.Linear(3, 2)],
+     r"net\[1\] \(CMRU\): expected the Linear before it to give 1 x 3 = 3 currents \(candidate\), got 4"),
+    (lambda cs, snn, nt, cn: [torch.nn.Linear(3, 2), torch.nn.ReLU()],
+     r"net\[1\] \(ReLU\): expected a readout snn.Leaky, Norse LI / LICell / LIBoxCell"),
+    (lambda cs, snn, nt, cn: [torch.nn.Linear(3, 2), snn.Leaky(beta=0.5), torch.nn.Linear(2, 2)],
+     r"net\[2\] \(Linear\): expected the chain to end after the readout net\[1\]"),
+    (lambda cs, snn, nt, cn: [torch.nn.Linear(3, 2), nt.LIFBoxCell()], r"net\[1\] \(LIFBoxCell\): expected a readout"),
+    (lambda cs, snn, nt, cn: [torch.nn.Linear(3, 2), snn.Leaky(beta=0.5)], "net: expected at least one memory neuron"),
+    (lambda cs, snn, nt, cn: [torch.nn.Linear(3, 2), nt.LICell(dt=0.1)], r"expected dt \* tau_inv in \[0, 1\]"),
+])
+def test_pipelines_that_cannot_deploy_say_why(build, message):
+    import norse.torch as nt
+    import snntorch as snn
+
+    from cmru_neuro import norse as cn
+    from cmru_neuro import snntorch as cs
+
+    with pytest.raises(ValueError, match=message):
+        quant.network_spec(torch.nn.Sequential(*build(cs, snn, nt, cn)))

@@ -182,3 +182,119 @@ def test_unknown_task_and_option_list_the_valid_ones():
 def test_bad_options_name_the_argument(options, match):
     with pytest.raises(ValueError, match=match):
         make_task("copy-first", **options)
+
+
+# --- audio tasks from the user's files (the 'data' extra) ------------------------------------
+
+
+def write_shd(path, samples):
+    """An HDF5 file in SHD's layout: ``samples`` = [(times in s, units, label), ...]."""
+    import h5py
+
+    with h5py.File(path, "w") as handle:
+        times = handle.create_dataset("spikes/times", (len(samples),), dtype=h5py.vlen_dtype(np.float32))
+        units = handle.create_dataset("spikes/units", (len(samples),), dtype=h5py.vlen_dtype(np.uint16))
+        for row, (t, u, _) in enumerate(samples):
+            times[row], units[row] = np.asarray(t, np.float32), np.asarray(u, np.uint16)
+        handle["labels"] = np.array([label for *_, label in samples], np.uint16)
+        handle["extra/keys"] = np.array([f"digit-{k}".encode() for k in range(20)])
+        handle["extra/speaker"] = np.zeros(len(samples), np.uint16)
+
+
+@pytest.fixture
+def no_downloads(monkeypatch):
+    """Any attempt by tonic to fetch a URL fails the test."""
+    pytest.importorskip("tonic", reason="the 'data' extra (tonic) is not installed")
+    import tonic.download_utils
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"download attempted: {args}")
+
+    for name in ("download_url", "download_and_extract_archive"):
+        monkeypatch.setattr(tonic.download_utils, name, refuse)
+    monkeypatch.setattr(tonic.dataset, "download_and_extract_archive", refuse)
+
+
+def test_shd_reads_the_users_hdf5_files_through_tonic_and_bins_them(tmp_path, no_downloads):
+    # spikes at 0.05 s on unit 0, 0.35 s on unit 699 (twice) and 0.95 s on unit 350; one beyond 1 s
+    write_shd(tmp_path / "shd_train.h5", [([0.05, 0.35, 0.36, 0.95, 1.2], [0, 699, 699, 350, 5], 3),
+                                          ([0.5], [10], 19)])
+    write_shd(tmp_path / "shd_test.h5", [([], [], 0)])
+    task = fresh("shd", root=str(tmp_path), steps=10, channels=70)
+    assert task.describe() == "shd: T=10, F=70, O=20, classify, train 2, test 1"
+    first = task.train.inputs[0]
+    assert first[0, 0] == 1 and first[3, 69] == 2 and first[9, 35] == 1
+    assert first.sum() == 4  # the spike after `duration` is cut
+    assert task.train.targets.tolist() == [3, 19] and task.test.inputs.abs().sum() == 0
+    inputs, targets = task.batch(task.train, torch.arange(2))
+    assert inputs.shape == (10, 2, 70) and targets.tolist() == [3, 19]
+    (tmp_path / "SHD").mkdir()  # tonic's own layout, root/SHD/, works too
+    for name in ("shd_train.h5", "shd_test.h5"):
+        (tmp_path / name).rename(tmp_path / "SHD" / name)
+    assert torch.equal(fresh("shd", root=str(tmp_path), steps=10, channels=70, train_size=1).train.inputs[0], first)
+
+
+def test_missing_shd_files_are_named_and_never_downloaded(tmp_path, no_downloads):
+    with pytest.raises(FileNotFoundError, match=r"root: shd_train.h5 not found in .*; expected the unzipped SHD "
+                                                r"files shd_train.h5, shd_test.h5 \(they are never downloaded\)"):
+        fresh("shd", root=str(tmp_path))
+    with pytest.raises(ValueError, match="root: expected the directory holding shd_train.h5 and shd_test.h5"):
+        fresh("shd")
+    with pytest.raises(ValueError, match="channels: expected at most 700"):
+        fresh("shd", root=str(tmp_path), channels=701)
+
+
+def write_wav(path, frequency, seconds=1.0, rate=16_000):
+    from scipy.io import wavfile
+
+    time = np.arange(int(seconds * rate)) / rate
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wavfile.write(path, rate, (0.3 * 32767 * np.sin(2 * np.pi * frequency * time)).astype(np.int16))
+
+
+@pytest.fixture
+def speech_dir(tmp_path):
+    """Speech Commands' layout: one folder per word, <speaker>_nohash_<n>.wav, testing_list.txt."""
+    pytest.importorskip("librosa", reason="the 'data' extra (librosa) is not installed")
+    for word, frequency in (("yes", 300.0), ("no", 2000.0), ("cat", 900.0)):
+        for speaker in ("aa", "bb", "cc"):
+            write_wav(tmp_path / word / f"{speaker}_nohash_0.wav", frequency)
+    write_wav(tmp_path / "_background_noise_" / "noise.wav", 50.0)
+    (tmp_path / "testing_list.txt").write_text("yes/cc_nohash_0.wav\nno/cc_nohash_0.wav\ncat/cc_nohash_0.wav\n")
+    return tmp_path
+
+
+def test_speech_commands_keyword_spotting_from_wav_files(speech_dir):
+    task = fresh("speech-commands", root=str(speech_dir), words=("yes", "no"))
+    assert task.describe() == "speech-commands: T=101, F=20, O=2, classify, train 4, test 2"
+    assert task.train.targets.tolist() == [1, 1, 0, 0] and task.test.targets.tolist() == [1, 0]
+    train = task.train.inputs
+    assert torch.allclose(train.mean((0, 1)), torch.zeros(20), atol=1e-4)  # standardised on train
+    # MFCC frames tell a low tone from a high one: each test clip is nearest its own word's clips
+    distance = torch.cdist(task.test.inputs.flatten(1), train.flatten(1))
+    assert task.train.targets[distance.argmin(1)].tolist() == task.test.targets.tolist()
+    binary = fresh("speech-commands", root=str(speech_dir), words="yes", unknown=True, mfcc=13)
+    assert (binary.output_size, binary.input_size) == (2, 13)
+    assert sorted(binary.train.targets.tolist()) == [0, 0, 1, 1, 1, 1]  # no and cat are unknown, noise left out
+
+
+def test_speech_commands_without_a_test_list_splits_by_speaker_hash(speech_dir):
+    from cmru_neuro.tasks.audio import _hash_split
+
+    (speech_dir / "testing_list.txt").unlink()
+    for speaker in "abcdefghijklmnopqrst":
+        write_wav(speech_dir / "yes" / f"{speaker}x_nohash_1.wav", 300.0, seconds=0.5)  # padded to 1 s
+    task = fresh("speech-commands", root=str(speech_dir), words=("yes",))
+    tested = sum(_hash_split(f"{s}x_nohash_1.wav") < 10 for s in "abcdefghijklmnopqrst")
+    tested += sum(_hash_split(f"{s}_nohash_0.wav") < 10 for s in ("aa", "bb", "cc"))
+    assert len(task.test) == tested >= 1 and len(task.train) == 23 - tested
+    assert task.length == 101
+
+
+def test_missing_speech_commands_folders_are_named(tmp_path, speech_dir):
+    with pytest.raises(FileNotFoundError, match=r"root: no folder 'up' in .*; expected one folder of wav files per word"):
+        fresh("speech-commands", root=str(speech_dir))  # the default ten commands
+    with pytest.raises(FileNotFoundError, match="root: no directory at"):
+        fresh("speech-commands", root=str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="words: expected distinct non-empty folder names"):
+        fresh("speech-commands", root=str(speech_dir), words=("yes", "yes"))

@@ -2,7 +2,9 @@
 
 Generated (long-range retention): ``copy-first``, ``flip-flop``, ``adding``, ``listops``.
 Real data: ``mnist1d`` (from the package's templates), ``digits`` / ``permuted-digits``
-(scikit-learn 8x8), ``smnist`` / ``pmnist`` (IDX files in ``root``).
+(scikit-learn 8x8), ``smnist`` / ``pmnist`` (IDX files in ``root``), ``shd`` (Spiking
+Heidelberg Digits, HDF5 files in ``root``) and ``speech-commands`` (wav files in ``root``);
+the last two need the ``data`` extra.
 
 Every task is deterministic given its options (``seed`` included); ``task.batch(split,
 index)`` gives time-first float features ``(T, B, F)`` and targets.
@@ -15,6 +17,7 @@ import functools
 import inspect
 from typing import Callable
 
+from .audio import shd, speech_commands
 from .base import OBJECTIVES, Split, Task
 from .datasets import digits, mnist, mnist1d
 from .listops import listops
@@ -30,6 +33,8 @@ TASKS: dict[str, Callable[..., Task]] = {
     "permuted-digits": functools.partial(digits, permuted=True),
     "smnist": mnist,
     "pmnist": functools.partial(mnist, permuted=True),
+    "shd": shd,
+    "speech-commands": speech_commands,
 }
 
 

@@ -17,6 +17,15 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from cmru_neuro.quant import readout_step, unit_step
 
 
+def sequence_phase(model) -> tuple[bool, bool]:
+    """``(idle, reset)`` of a model with the timing proc_params of the Processes: idle
+    before its first input and after its sequences; reset at each sequence's first step."""
+    elapsed = model.time_step - model.proc_params["reset_offset"]  # steps since the first input
+    length, sequences = model.proc_params["sequence_length"], model.proc_params["sequences"]
+    idle = elapsed < 0 or (sequences is not None and elapsed >= sequences * length)
+    return idle, elapsed % length == 0
+
+
 class AbstractMemoryUnitModel(PyLoihiProcessModel):
     """One step of :func:`cmru_neuro.quant.unit_step` per time step; resets between sequences."""
 
@@ -26,14 +35,18 @@ class AbstractMemoryUnitModel(PyLoihiProcessModel):
     def kind(self) -> str:
         return self.implements_process.kind
 
+    @property
+    def output(self) -> str:
+        return self.proc_params["output"]
+
     def run_spk(self) -> None:
         dendrite = self.a_in.recv()
-        elapsed = self.time_step - self.proc_params["reset_offset"]  # steps since the first input
-        length, sequences = self.proc_params["sequence_length"], self.proc_params["sequences"]
-        if elapsed < 0 or (sequences is not None and elapsed >= sequences * length):
-            self.s_out.send(np.zeros_like(self.level))  # idle: no input reaches it
+        idle, reset = sequence_phase(self)
+        if idle:
+            self.s_out.send(np.zeros_like(self.level))  # no input reaches it
             return
-        step = unit_step(self, self.sigma, self.level, dendrite, elapsed % length == 0, self.fixed_point)
+        step = unit_step(self, self.sigma, self.level, dendrite, reset, self.fixed_point,
+                         self.proc_params["accumulate"])
         self.sigma[:] = step.sigma
         self.level[:] = step.level
         self.saturations[:] += np.array(step[3:])
@@ -85,15 +98,27 @@ PyFirstQuadrantBMRUModelFixed = _unit_model(FirstQuadrantBMRU, AbstractMemoryUni
 
 
 class AbstractReadoutModel(PyLoihiProcessModel):
-    """One step of :func:`cmru_neuro.quant.readout_step` per time step."""
+    """One step of :func:`cmru_neuro.quant.readout_step` per time step; resets between sequences."""
 
     fixed_point = False
 
+    @property
+    def reset_mechanism(self) -> str:
+        return self.proc_params["reset_mechanism"]
+
     def run_spk(self) -> None:
-        step = readout_step(self.sigma, self.a_in.recv(), self.bias, self.fixed_point)
+        dendrite = self.a_in.recv()
+        idle, reset = sequence_phase(self)
+        if idle:
+            self.s_out.send(np.zeros_like(self.membrane))
+            return
+        step = readout_step(self, self.sigma, self.synapse, self.membrane, dendrite, reset, self.fixed_point,
+                            self.proc_params["accumulate"])
         self.sigma[:] = step.sigma
-        self.saturations[:] += np.array(step[2:])
-        self.s_out.send(step.output.astype(self.sigma.dtype))
+        self.synapse[:] = step.synapse
+        self.membrane[:] = step.output
+        self.saturations[:] += np.array(step[3:])
+        self.s_out.send(step.output.astype(self.membrane.dtype))
 
 
 @implements(proc=Readout, protocol=LoihiProtocol)
@@ -103,7 +128,13 @@ class PyReadoutModelFloat(AbstractReadoutModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     bias: np.ndarray = LavaPyType(np.ndarray, float)
+    synapse_decay: np.ndarray = LavaPyType(np.ndarray, float)
+    membrane_decay: np.ndarray = LavaPyType(np.ndarray, float)
+    membrane_bias: np.ndarray = LavaPyType(np.ndarray, float)
+    threshold: np.ndarray = LavaPyType(np.ndarray, float)
     sigma: np.ndarray = LavaPyType(np.ndarray, float)
+    synapse: np.ndarray = LavaPyType(np.ndarray, float)
+    membrane: np.ndarray = LavaPyType(np.ndarray, float)
     saturations: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
@@ -115,5 +146,11 @@ class PyReadoutModelFixed(AbstractReadoutModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    synapse_decay: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
+    membrane_decay: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=13)
+    membrane_bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    threshold: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     sigma: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    synapse: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    membrane: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     saturations: np.ndarray = LavaPyType(np.ndarray, np.int64)

@@ -1,4 +1,4 @@
-"""Lava Processes: a layer of memory units and a readout accumulator (declarations only)."""
+"""Lava Processes: a layer of memory units and a readout (declarations only)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import numpy as np
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
+
+from cmru_neuro.quant import RESET_MECHANISMS, STATE_BITS, UNIT_OUTPUTS
 
 
 def _vector(value, size: int, name: str, owner: str) -> np.ndarray:
@@ -24,6 +26,39 @@ def _positive(value, name: str, owner: str) -> int:
     return int(value)
 
 
+def _check_timing(sequence_length, reset_offset, sequences, owner: str) -> None:
+    _positive(sequence_length, "sequence_length", owner)
+    _positive(reset_offset, "reset_offset", owner)
+    if sequences is not None:
+        _positive(sequences, "sequences", owner)
+
+
+def check_receivers(port, receivers=None) -> None:
+    """Every port that ``port`` (an OutPort sending graded events) feeds (``receivers``;
+    None: its connections) must take graded payloads: a Lava Dense (or Sparse, DelayDense...)
+    with ``num_message_bits=0`` reads a -1 event as +1 (it sums the weights of the non-zero
+    inputs). Raises ValueError naming both ends."""
+    for receiver in port.out_connections if receivers is None else receivers:
+        process = receiver.process
+        bits = getattr(process, "num_message_bits", None)
+        value = None if bits is None else int(np.asarray(bits.init).reshape(-1)[0])
+        if value is not None and value <= 0:
+            raise ValueError(
+                f"{port.process.name}.{port.name} -> {process.name}: expected num_message_bits > 0 "
+                f"(graded events; {STATE_BITS} carries every level change), got {value}: a binary "
+                f"{type(process).__name__} turns -1 events into +1"
+            )
+
+
+class EventOutPort(OutPort):
+    """An OutPort of graded events that refuses to connect to a receiver reading binary
+    spikes (:func:`check_receivers`); nothing is connected then."""
+
+    def connect(self, ports, connection_configs=None):
+        check_receivers(self, ports if isinstance(ports, list) else [ports])
+        super().connect(ports, connection_configs)
+
+
 class MemoryUnitProcess(AbstractProcess):
     """A layer of H memory units fed by a Dense and sending graded events.
 
@@ -39,6 +74,10 @@ class MemoryUnitProcess(AbstractProcess):
         streams: currents per unit on ``a_in`` (shape ``(streams * H,)``): 2 = candidate and
             threshold from the input, 1 = candidate only (fixed ``threshold``).
         bias: ``(streams * H,)``; threshold, threshold_low, initial_level: ``(H,)``.
+        output: ``"changes"`` (level changes) or ``"events"`` (``z sign(c)``), as
+            :class:`cmru_neuro.quant.UnitSpec`; accumulate: ``sigma += a_in`` (else
+            ``sigma = a_in``: the upstream sends events).
+    ``s_out`` refuses a receiver with ``num_message_bits=0`` (:func:`check_receivers`).
     Vars ``saturations`` ``(3,)`` (accumulator, current, state) and ``events_sent`` ``(1,)`` count.
     """
 
@@ -56,23 +95,25 @@ class MemoryUnitProcess(AbstractProcess):
         threshold=None,
         threshold_low=None,
         initial_level=None,
+        output: str = "changes",
+        accumulate: bool = True,
         name: str | None = None,
     ) -> None:
         # Lava's __del__ needs the base initialised: validate after it
         super().__init__(shape=shape, sequence_length=sequence_length, reset_offset=reset_offset,
-                         sequences=sequences, name=name)
+                         sequences=sequences, output=output, accumulate=bool(accumulate), name=name)
         owner = type(self).__name__
         if not (isinstance(shape, tuple) and len(shape) == 1):
             raise ValueError(f"{owner} shape: expected (H,), got {shape!r}")
         hidden = _positive(shape[0], "shape", owner)
         if streams not in (1, 2) or (self.kind == "fq-bmru" and streams != 1):
             raise ValueError(f"{owner} streams: expected {1 if self.kind == 'fq-bmru' else '1 or 2'}, got {streams!r}")
-        _positive(sequence_length, "sequence_length", owner)
-        _positive(reset_offset, "reset_offset", owner)
-        if sequences is not None:
-            _positive(sequences, "sequences", owner)
+        _check_timing(sequence_length, reset_offset, sequences, owner)
+        if output not in UNIT_OUTPUTS or (self.kind == "fq-bmru" and output != "changes"):
+            raise ValueError(f"{owner} output: expected {'changes' if self.kind == 'fq-bmru' else UNIT_OUTPUTS}, "
+                             f"got {output!r}")
         self.a_in = InPort(shape=(streams * hidden,))
-        self.s_out = OutPort(shape=shape)
+        self.s_out = EventOutPort(shape=shape)
         self.bias = Var(shape=(streams * hidden,), init=_vector(bias, streams * hidden, "bias", owner))
         self.threshold = Var(shape=shape, init=_vector(threshold, hidden, "threshold", owner))
         self.threshold_low = Var(shape=shape, init=_vector(threshold_low, hidden, "threshold_low", owner))
@@ -102,19 +143,49 @@ class FirstQuadrantBMRU(MemoryUnitProcess):
 
 
 class Readout(AbstractProcess):
-    """Readout accumulator: ``sigma += a_in``, sends ``sigma + bias`` every step.
+    """Readout: ``sigma += a_in`` (``sigma = a_in`` without ``accumulate``), then the leaky
+    integrator of :class:`cmru_neuro.quant.ReadoutSpec`; sends its membrane every step.
 
-    Args: shape ``(O,)``, bias ``(O,)``. Var ``saturations`` ``(2,)`` counts clipped
-    accumulator and output values.
+    Args: shape ``(O,)``; bias, synapse_decay, membrane_decay, membrane_bias, threshold
+    ``(O,)`` (None: zeros, the plain ``sigma + bias`` readout); reset_mechanism; timing
+    (``sequence_length``, ``reset_offset``, ``sequences``) as :class:`MemoryUnitProcess`:
+    the states restart from 0 every sequence. Var ``saturations`` ``(3,)`` counts clipped
+    accumulator, synapse and output values.
     """
 
-    def __init__(self, *, shape: tuple, bias, name: str | None = None) -> None:
-        super().__init__(shape=shape, name=name)
+    def __init__(
+        self,
+        *,
+        shape: tuple,
+        bias,
+        sequence_length: int,
+        reset_offset: int = 1,
+        sequences: int | None = None,
+        synapse_decay=None,
+        membrane_decay=None,
+        membrane_bias=None,
+        threshold=None,
+        reset_mechanism: str = "none",
+        accumulate: bool = True,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(shape=shape, sequence_length=sequence_length, reset_offset=reset_offset,
+                         sequences=sequences, reset_mechanism=reset_mechanism, accumulate=bool(accumulate),
+                         name=name)
         if not (isinstance(shape, tuple) and len(shape) == 1):
             raise ValueError(f"Readout shape: expected (O,), got {shape!r}")
         size = _positive(shape[0], "shape", "Readout")
+        _check_timing(sequence_length, reset_offset, sequences, "Readout")
+        if reset_mechanism not in RESET_MECHANISMS:
+            raise ValueError(f"Readout reset_mechanism: expected one of {RESET_MECHANISMS}, got {reset_mechanism!r}")
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.bias = Var(shape=shape, init=_vector(bias, size, "bias", "Readout"))
+        self.synapse_decay = Var(shape=shape, init=_vector(synapse_decay, size, "synapse_decay", "Readout"))
+        self.membrane_decay = Var(shape=shape, init=_vector(membrane_decay, size, "membrane_decay", "Readout"))
+        self.membrane_bias = Var(shape=shape, init=_vector(membrane_bias, size, "membrane_bias", "Readout"))
+        self.threshold = Var(shape=shape, init=_vector(threshold, size, "threshold", "Readout"))
         self.sigma = Var(shape=shape, init=0)
-        self.saturations = Var(shape=(2,), init=0)
+        self.synapse = Var(shape=shape, init=0)
+        self.membrane = Var(shape=shape, init=0)
+        self.saturations = Var(shape=(3,), init=0)
