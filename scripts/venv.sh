@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or refresh) a virtual environment for this project.
 #   scripts/venv.sh VENV PYTHON_MINOR EXTRAS [CONSTRAINTS_FILE]
-# e.g. scripts/venv.sh .venv 3.10 all,dev   |   scripts/venv.sh .venv311 3.11 nir,dev .ci/constraints-core.txt
+# e.g. scripts/venv.sh .venv 3.10 all,dev   |   scripts/venv.sh .venv311 3.11 nir,data,dev .ci/constraints-core.txt
 # Finds pythonX.Y on PATH or through pyenv; fails with one line when none exists.
 # Re-installs only when pyproject.toml changed since the last install.
 set -euo pipefail
