@@ -28,16 +28,44 @@ def check_real_tensor(value, name: str) -> Tensor:
     return value
 
 
+def require(condition: Tensor, message: str) -> None:
+    """``ValueError(message)`` where the 0-d boolean ``condition`` is False, without a
+    host-device sync or a Python ``bool`` of a tensor: ``torch._assert_async`` checks it, at
+    once on the CPU, queued on an accelerator (a failure surfaces at a later synchronisation
+    as a device-side assertion, which ends the process's CUDA context). ``meta``: nothing."""
+    if condition.device.type == "meta":
+        return
+    if condition.device.type != "cpu":
+        torch._assert_async(condition, message)
+        return
+    try:
+        torch._assert_async(condition, message)
+    except RuntimeError:
+        raise ValueError(message) from None
+
+
 def check_finite(value: Tensor, name: str) -> Tensor:
-    """NaN or inf in ``value`` raise ``ValueError`` at once on the CPU. On CUDA the check is
-    queued (``torch._assert_async``: no host-device sync); a failure surfaces at a later
-    synchronisation as a device-side assertion, which ends the process's CUDA context."""
+    """NaN or inf in ``value`` raise ``ValueError`` (:func:`require`: no sync). On the CPU one
+    reduction first (NaN and inf propagate through a sum), the exact check only when that
+    fails (a finite sum may overflow)."""
     message = f"{name}: expected finite values, got NaN or inf"
-    if value.device.type == "cuda":
-        torch._assert_async(torch.isfinite(value).all(), message)
-    # One reduction first (NaN and inf propagate through a sum); the exact check only then.
-    elif not torch.isfinite(value.sum()) and not torch.isfinite(value).all():
-        raise ValueError(message)
+    if value.device.type == "cpu":
+        try:
+            torch._assert_async(torch.isfinite(value.sum()), message)
+            return value
+        except RuntimeError:
+            pass
+    require(torch.isfinite(value).all(), message)
+    return value
+
+
+def check_dtype(value: Tensor, name: str, dtype: Optional[torch.dtype]) -> Tensor:
+    """``value`` in ``dtype`` (a module's parameter dtype; None: any)."""
+    if dtype is not None and value.dtype != dtype:
+        raise TypeError(
+            f"{name}: expected dtype {dtype} (the module's parameters), got {value.dtype} "
+            f"(convert the input with .to({dtype}), or the module with .to({value.dtype}))"
+        )
     return value
 
 
@@ -52,12 +80,15 @@ def check_shape(value: Tensor, name: str, expected: Sequence[Optional[int]], wha
         raise ValueError(f"{name}: expected shape {shown} ({what}), got {tuple(value.shape)}")
 
 
-def check_sequence(x, name: str, feature_size: int, batch_first: bool) -> tuple[Tensor, bool]:
+def check_sequence(
+    x, name: str, feature_size: int, batch_first: bool, dtype: Optional[torch.dtype] = None
+) -> tuple[Tensor, bool]:
     """Validate a sequence and return it time-first ``(T, B, F)`` plus whether it was batched.
 
-    Accepts ``(T, B, F)`` (``(B, T, F)`` when ``batch_first``) or unbatched ``(T, F)``.
+    Accepts ``(T, B, F)`` (``(B, T, F)`` when ``batch_first``) or unbatched ``(T, F)``, in
+    ``dtype`` when given; ``T`` may be 0.
     """
-    x = check_tensor(x, name)
+    x = check_dtype(check_tensor(x, name), name, dtype)
     layout = "batch, time, features" if batch_first else "time, batch, features"
     if x.dim() == 2:
         check_shape(x, name, (None, feature_size), "time, features")
@@ -71,9 +102,12 @@ def check_sequence(x, name: str, feature_size: int, batch_first: bool) -> tuple[
     return (x.transpose(0, 1) if batch_first else x), True
 
 
-def check_state(h, name: str, batch: int, hidden: int, batched: bool) -> Tensor:
-    """A state of shape ``(B, H)`` (``(H,)`` for unbatched input); returned as ``(B, H)``."""
-    h = check_tensor(h, name)
+def check_state(
+    h, name: str, batch: int, hidden: int, batched: bool, dtype: Optional[torch.dtype] = None
+) -> Tensor:
+    """A state of shape ``(B, H)`` (``(H,)`` for unbatched input), in ``dtype`` when given;
+    returned as ``(B, H)``."""
+    h = check_dtype(check_tensor(h, name), name, dtype)
     if batched:
         check_shape(h, name, (batch, hidden), "batch, hidden")
         return h

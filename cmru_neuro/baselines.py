@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_choice, check_positive_int, check_sequence, check_state
+from ._checks import check_choice, check_positive_int, check_sequence, check_state, require
 from .functional import linear_scan
 from .layers import MODES
 
@@ -33,9 +33,9 @@ class _SequenceLayer(nn.Module):
     def forward(self, x: Tensor, h0: Optional[Tensor] = None, *, mode: Optional[str] = None):
         """``x`` (T, B, F) -> ``(outputs (T, B, H), h_last (B, state))``."""
         mode = self.mode if mode is None else check_choice(mode, "mode", MODES)
-        x, batched = check_sequence(x, "x", self.input_size, self.batch_first)
+        x, batched = check_sequence(x, "x", self.input_size, self.batch_first, self.dtype)
         if h0 is not None:
-            h0 = check_state(h0, "h0", x.shape[1], self.state_size, batched)
+            h0 = check_state(h0, "h0", x.shape[1], self.state_size, batched, self.state_dtype)
         outputs, h_last = self._run(x, h0, mode == "parallel")
         if not batched:
             return outputs.squeeze(1), h_last.squeeze(0)
@@ -44,6 +44,16 @@ class _SequenceLayer(nn.Module):
     @property
     def state_size(self) -> int:
         return self.hidden_size
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The parameters' dtype: what the input must be."""
+        return next(self.parameters()).dtype
+
+    @property
+    def state_dtype(self):
+        """What a given ``h0`` must be (None: any)."""
+        return self.dtype
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, mode={self.mode!r}, batch_first={self.batch_first}"
@@ -102,16 +112,26 @@ class LRU(_SequenceLayer):
     @property
     def eigenvalues(self) -> Tensor:
         """lambda, complex ``(H,)``."""
-        return torch.exp(torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log)))
+        return _eigenvalues(self.nu_log, self.theta_log)
+
+    #: a real h0 is accepted and made complex
+    state_dtype = None
 
     def _run(self, u: Tensor, h0: Optional[Tensor], parallel: bool):
-        lam = self.eigenvalues
-        B = torch.complex(self.B_re, self.B_im) * torch.exp(self.gamma_log).unsqueeze(-1)
+        # No complex half on CPU: 16-bit parameters run the recurrence in float32.
+        work = torch.promote_types(u.dtype, torch.float32)
+        nu_log, theta_log, gamma_log, B_re, B_im, C_re, C_im, D = (
+            p.to(work) for p in (self.nu_log, self.theta_log, self.gamma_log, self.B_re,
+                                 self.B_im, self.C_re, self.C_im, self.D)
+        )
+        u = u.to(work)
+        lam = _eigenvalues(nu_log, theta_log)
+        B = torch.complex(B_re, B_im) * torch.exp(gamma_log).unsqueeze(-1)
         drive = torch.complex(u, torch.zeros_like(u)) @ B.transpose(0, 1)  # (T, B, H)
         if h0 is None:
-            h0 = torch.zeros_like(drive[0])
+            h0 = drive.new_zeros(drive.shape[1:])
         elif not h0.is_complex():
-            h0 = torch.complex(h0, torch.zeros_like(h0))
+            h0 = torch.complex(h0.to(work), torch.zeros_like(h0, dtype=work))
         if parallel:
             x, carry = linear_scan(lam.expand_as(drive), drive)
             x = x + carry * h0
@@ -120,10 +140,14 @@ class LRU(_SequenceLayer):
             for t in range(drive.shape[0]):
                 h = lam * h + drive[t]
                 states.append(h)
-            x = torch.stack(states)
-        C = torch.complex(self.C_re, self.C_im)
-        y = (x @ C.transpose(0, 1)).real + u @ self.D.transpose(0, 1)
-        return y, x[-1]
+            x = _stack(states, h0)
+        y = (x @ torch.complex(C_re, C_im).transpose(0, 1)).real + u @ D.transpose(0, 1)
+        return y.to(self.dtype), _last(x, h0)
+
+
+def _eigenvalues(nu_log: Tensor, theta_log: Tensor) -> Tensor:
+    """``lambda = exp(-exp(nu_log) + i exp(theta_log))``, complex ``(H,)``."""
+    return torch.exp(torch.complex(-torch.exp(nu_log), torch.exp(theta_log)))
 
 
 def _g(x: Tensor) -> Tensor:
@@ -156,10 +180,11 @@ class MinGRU(_SequenceLayer):
         gate, hidden = self.projection(x).chunk(2, dim=-1)
         if self.form == "linear":
             return self._run_linear(gate, hidden, h0, parallel)
-        if h0 is not None and not (h0 > 0).all():
-            raise ValueError("h0: expected positive values (minGRU states are positive)")
+        if h0 is not None:
+            require((h0 > 0).all(), "h0: expected positive values (minGRU states are positive)")
+        start = gate.new_zeros(gate.shape[1:]) if h0 is None else h0
         if not parallel:
-            return _loop(torch.sigmoid(gate), _g(hidden), torch.zeros_like(gate[0]) if h0 is None else h0)
+            return _loop(torch.sigmoid(gate), _g(hidden), start)
         log_z = -nn.functional.softplus(-gate)
         log_coeffs = -nn.functional.softplus(gate)  # log(1 - z)
         log_values = log_z + _log_g(hidden)
@@ -170,16 +195,16 @@ class MinGRU(_SequenceLayer):
         out = torch.exp(a_star + torch.logcumsumexp(log_values - a_star, dim=0))
         if h0 is not None:
             out = out[1:]
-        return out, out[-1]
+        return out, _last(out, start)
 
     def _run_linear(self, gate: Tensor, candidate: Tensor, h0: Optional[Tensor], parallel: bool):
         z = torch.sigmoid(gate)
-        h0 = self.initial_state.expand_as(z[0]) if h0 is None else h0
+        h0 = self.initial_state.expand(z.shape[1:]) if h0 is None else h0
         if not parallel:
             return _loop(z, candidate, h0)
         states, carry = linear_scan(1 - z, z * candidate)
         out = states + carry * h0
-        return out, out[-1]
+        return out, _last(out, h0)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", form={self.form!r}"
@@ -187,9 +212,19 @@ class MinGRU(_SequenceLayer):
 
 def _loop(z: Tensor, candidate: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
     """The step loop ``h = (1 - z_t) h + z_t h~_t`` over time-first ``(T, B, H)``."""
-    states = []
+    start, states = h, []
     for t in range(z.shape[0]):
         h = (1 - z[t]) * h + z[t] * candidate[t]
         states.append(h)
-    out = torch.stack(states)
-    return out, out[-1]
+    out = _stack(states, start)
+    return out, _last(out, start)
+
+
+def _stack(states: list[Tensor], start: Tensor) -> Tensor:
+    """``(T, ...)`` from a step loop's states; ``(0, ...)`` for T = 0."""
+    return torch.stack(states) if states else start.new_empty(0, *start.shape)
+
+
+def _last(states: Tensor, start: Tensor) -> Tensor:
+    """The final state: the last step's, or ``start`` for T = 0."""
+    return states[-1] if states.shape[0] else start

@@ -19,9 +19,7 @@ state (dimensionless, or amperes in the analog reading).
 from __future__ import annotations
 
 import math
-import os
-import warnings
-from typing import Callable, NamedTuple, Optional, Union
+from typing import Callable, Iterable, NamedTuple, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -143,48 +141,11 @@ def _gate_backward(
 
 
 class _Kernels:
-    """The gate's forward and backward (:func:`use_compiled_kernels` swaps in fused ones),
-    and whether :func:`hysteresis_scan` may use :mod:`cmru_neuro.kernels`."""
+    """The gate's forward and backward of the composed path
+    (:func:`cmru_neuro.kernels.use_compiled_kernels` swaps in compiled ones)."""
 
     forward = staticmethod(_gate_forward)
     backward = staticmethod(_gate_backward)
-    fused = os.environ.get("CMRU_NEURO_FUSED") != "0"
-
-
-def use_fused_kernels(enabled: bool = True) -> None:
-    """Let :func:`hysteresis_scan` (a memory-unit layer's parallel forward) run the fused CPU
-    kernels of :mod:`cmru_neuro.kernels` (the default), or only composed PyTorch ops.
-    The environment variable ``CMRU_NEURO_FUSED=0`` starts with them off."""
-    _Kernels.fused = bool(enabled)
-
-
-def use_compiled_kernels(enabled: bool = True) -> None:
-    """Fuse the gate's forward and backward into single loops with ``torch.compile``.
-
-    About 10-40x faster on those two kernels (a CMRU training step close to its input
-    projection's cost); the first call compiles (~1 min on a fresh machine, seconds once
-    cached). Falls back to eager PyTorch, with a warning, where compiling fails. Also
-    enabled by the environment variable ``CMRU_NEURO_COMPILE=1``.
-    """
-    if not enabled:
-        _Kernels.forward, _Kernels.backward = staticmethod(_gate_forward), staticmethod(_gate_backward)
-        return
-    _Kernels.forward = staticmethod(_with_fallback(_gate_forward))
-    _Kernels.backward = staticmethod(_with_fallback(_gate_backward))
-
-
-def _with_fallback(function):
-    compiled = torch.compile(function, dynamic=True)
-
-    def run(*args):
-        try:
-            return compiled(*args)
-        except Exception as error:  # a missing compiler, an unsupported platform
-            warnings.warn(f"cmru_neuro: compiled kernels unavailable ({error!r:.200}); using eager PyTorch")
-            use_compiled_kernels(False)
-            return function(*args)
-
-    return run
 
 
 class _ArctanGate(torch.autograd.Function):
@@ -348,6 +309,8 @@ def scan_sequential(
         )
         hs.append(state.h)
         levels.append(state.level)
+    if not hs:  # T = 0
+        return h0.new_empty(0, *h0.shape), h0.new_empty(0, *h0.shape)
     return torch.stack(hs), torch.stack(levels)
 
 
@@ -372,50 +335,86 @@ def scan_parallel(
     return step_size * levels + carry * h0, levels
 
 
-def hysteresis_scan(
+RECORDABLE = ("events", "levels", "gates")
+MODES = ("parallel", "sequential")
+
+
+class SequenceResult(NamedTuple):
+    """What :func:`memory_sequence` returns, each ``(T, B, ..., H)``; None where not recorded.
+
+    states: h_t.  events: e_t = z_t sign(c_t).  levels: L_t (from ``initial_level``, default
+    0).  gates: z_t.
+    """
+
+    states: Tensor
+    events: Optional[Tensor] = None
+    levels: Optional[Tensor] = None
+    gates: Optional[Tensor] = None
+
+
+def memory_sequence(
     currents: Tensor,
     threshold: Optional[Tensor],
     h0: Tensor,
-    step_size: Tensor,
+    step_size: Optional[Tensor] = None,
     epsilon: Epsilon = 1.0,
     surrogate: Optional[Surrogate] = None,
-    return_events: bool = False,
-):
-    """States of a layer straight from its projected currents.
+    *,
+    initial_level: Optional[Tensor] = None,
+    record: Iterable[str] = (),
+    mode: str = "parallel",
+) -> SequenceResult:
+    """A memory-unit sequence of the epsilon family straight from its projected currents:
+    the one entry point of every front-end (layers, snnTorch and Norse neurons, networks).
 
-    ``threshold`` None: ``currents`` ``(T, B, ..., 2H)`` are ``[candidate | threshold]``
-    (threshold from the input); else ``currents`` are the candidates ``(T, B, ..., H)`` and
-    ``threshold`` a per-unit ``(H,)`` (or scalar) half-width. ``h0`` ``(B, ..., H)``;
-    ``step_size`` and ``epsilon`` per unit ``(H,)`` or scalars. Returns ``h``, or
-    ``(h, events)`` with ``return_events``, each ``(T, B, ..., H)``.
-    The same as :func:`hysteresis_update` followed by :func:`scan_parallel`; on CPU with the
-    arctan surrogate both run fused in :mod:`cmru_neuro.kernels` (two passes over memory
-    instead of a dozen), elsewhere as composed PyTorch ops. :func:`use_fused_kernels`
-    switches the fused path off.
+    ``currents`` ``(T, B, ..., k H)`` are ``[candidate | threshold | raw step]`` along the last
+    axis: the threshold block only when ``threshold`` is None (else ``threshold`` is a
+    per-unit ``(H,)`` or 0-d half-width), the raw-step block only when ``step_size`` is None
+    (alpha-CMRU: ``alpha_t = softplus(raw)``; else ``step_size`` is the per-unit ``(H,)`` or
+    0-d alpha). ``h0`` and ``initial_level`` ``(B, ..., H)``; ``epsilon`` a float or ``(H,)``.
+    ``record``: any of :data:`RECORDABLE`, computed in the same pass as the states.
+    ``mode``: ``"parallel"`` (prefix sum / associative scan) or ``"sequential"`` (the step loop).
+
+    The same as :func:`split_currents`, :func:`hysteresis_update` and :func:`scan_parallel`
+    (or :func:`scan_sequential`); in parallel mode with the arctan surrogate a fused kernel of
+    :mod:`cmru_neuro.kernels` computes it where one covers the device and dtype (two passes
+    over memory instead of a dozen).
     """
+    record = frozenset(record)
+    if not record <= set(RECORDABLE):
+        raise ValueError(f"record: expected any of {', '.join(RECORDABLE)}, got {sorted(record)}")
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {', '.join(map(repr, MODES))}, got {mode!r}")
     surrogate = surrogate or _DEFAULT_SURROGATE
-    if _Kernels.fused and isinstance(surrogate, ArctanSurrogate):
-        from . import kernels  # imports numba: only when first needed
-
-        if kernels.supports(currents):
-            hidden, dtype = h0.shape[-1], currents.dtype
-
-            def per_unit(value) -> Tensor:  # (H,) in the currents' dtype, differentiable
-                return torch.as_tensor(value, dtype=dtype).expand(hidden)
-
-            if threshold is not None:  # pack [candidate | threshold] (autograd sums its gradient)
-                currents = torch.cat([currents, per_unit(threshold).expand_as(currents)], dim=-1)
-            steps, shape = currents.shape[0], (currents.shape[0], *h0.shape)
-            out = kernels.HysteresisScan.apply(
-                currents.reshape(steps, -1, currents.shape[-1]), h0.to(dtype).reshape(-1, hidden),
-                per_unit(step_size), per_unit(epsilon), surrogate.slope, return_events,
-            )
-            return tuple(o.view(shape) for o in out) if return_events else out.view(shape)
-    candidate, threshold, _ = split_currents(currents, threshold, step_from_input=False)
-    update = hysteresis_update(candidate, threshold, epsilon, surrogate)
+    slope = surrogate.slope if isinstance(surrogate, ArctanSurrogate) else None
     cumulative = isinstance(epsilon, (int, float)) and epsilon == 1
-    h = scan_parallel(update, h0, step_size, cumulative=cumulative)[0]
-    return (h, update.events) if return_events else h
+    if mode == "parallel":
+        from . import kernels  # the backend choice lives with the kernels
+
+        fused = kernels.backend(currents, slope)
+        if fused is not None:
+            return SequenceResult(*kernels.run(
+                fused, currents, threshold, h0, step_size, epsilon, slope, initial_level, record,
+                cumulative,
+            ))
+    candidate, threshold, step_from_input = split_currents(currents, threshold, step_size is None)
+    update = hysteresis_update(candidate, threshold, epsilon, surrogate)
+    step_size = step_from_input if step_size is None else step_size
+
+    def scan(start: Tensor, size: Tensor) -> tuple[Tensor, Tensor]:
+        if mode == "parallel":
+            return scan_parallel(update, start, size, cumulative=cumulative)
+        return scan_sequential(update, start, size)
+
+    h, levels = scan(h0, step_size)
+    if initial_level is not None and "levels" in record:
+        levels = scan(initial_level, torch.ones((), dtype=h.dtype, device=h.device))[0]
+    return SequenceResult(
+        h,
+        update.events if "events" in record else None,
+        levels if "levels" in record else None,
+        update.gate if "gates" in record else None,
+    )
 
 
 def prefix_sum(x: Tensor, block: int = 32) -> Tensor:
@@ -459,5 +458,5 @@ def linear_scan(decay: Tensor, increment: Tensor) -> tuple[Tensor, Tensor]:
     return b, a
 
 
-if os.environ.get("CMRU_NEURO_COMPILE") == "1":
-    use_compiled_kernels(True)
+# The switches live with the kernels; re-exported here where users have always found them.
+from .kernels import use_compiled_kernels, use_fused_kernels  # noqa: E402, F401

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from . import functional as F
 from ._checks import (
     check_choice,
+    check_dtype,
     check_positive_int,
     check_sequence,
     check_shape,
@@ -24,9 +25,10 @@ from ._checks import (
     check_tensor,
 )
 
-MODES = ("parallel", "sequential")
+MODES = F.MODES
 THRESHOLDS = ("input", "fixed")
 INITS = ("reference", "pytorch")
+TRACE = ("gates", "events", "levels")  # what a MemoryTrace records
 
 
 class MemoryTrace(NamedTuple):
@@ -128,16 +130,15 @@ class MemoryUnit(nn.Module):
     #: alpha-CMRU: the step size comes from the input.
     input_step = False
     #: True when ``currents()`` is the plain projection split and ``update()`` is
-    #: :func:`~cmru_neuro.functional.hysteresis_update` with the per-unit alpha, so a
-    #: parallel forward may run :func:`~cmru_neuro.functional.hysteresis_scan`. A subclass
-    #: that changes either sets it False.
+    #: :func:`~cmru_neuro.functional.hysteresis_update`, so a forward runs
+    #: :func:`~cmru_neuro.functional.memory_sequence`. A subclass that changes either sets
+    #: it False (and runs its own update through the composed scan).
     fusable = True
     #: False where the unit's definition fixes epsilon (CMRU, BMRU, alpha-CMRU): an
     #: :class:`~cmru_neuro.EpsilonSchedule` leaves such units alone.
     epsilon_settable = True
     #: Set True (e.g. by the trainer's rate penalty) to keep ``update_rate``, the mean gate
-    #: of the last forward pass (a 0-d tensor with gradients); such passes take the
-    #: composed path.
+    #: of the last forward pass (a 0-d tensor with gradients).
     record_update_rate = False
 
     def _streams(self) -> int:
@@ -195,12 +196,6 @@ class MemoryUnit(nn.Module):
         return self._epsilon == 1.0
 
     @property
-    def _hysteresis(self) -> bool:
-        """True when the update is :func:`~cmru_neuro.functional.hysteresis_update` with the
-        per-unit alpha: what :func:`~cmru_neuro.functional.hysteresis_scan` covers."""
-        return self.fusable and not self.input_step
-
-    @property
     def _fixed_threshold(self) -> Optional[Tensor]:
         """The per-unit threshold, or None when it comes from the input."""
         return None if self.threshold_mode == "input" else self.threshold
@@ -248,27 +243,32 @@ class MemoryUnit(nn.Module):
         ``mode`` overrides the layer's evaluation for this call.
         """
         mode = self.mode if mode is None else check_choice(mode, "mode", MODES)
-        x, batched = check_sequence(x, "x", self.input_size, self.batch_first)
+        dtype = self.alpha.dtype
+        x, batched = check_sequence(x, "x", self.input_size, self.batch_first, dtype)
         batch = x.shape[1]
         h0 = self.initial_state(batch) if h0 is None else check_state(
-            h0, "h0", batch, self.hidden_size, batched
+            h0, "h0", batch, self.hidden_size, batched, dtype
         )
-        if mode == "parallel" and not (return_trace or self.record_update_rate) and self._hysteresis:
-            h = F.hysteresis_scan(
-                self.projection(x), self._fixed_threshold, h0, self.alpha, self.epsilon,
-                self.surrogate,
-            )
-        else:
-            h, trace = self._scan(x, h0, mode)
-            if self.record_update_rate:
-                self.update_rate = trace[0].mean()
-        outputs, h_last = self._layout(h, batched), h[-1] if batched else h[-1].squeeze(0)
+        record = TRACE if return_trace else ("gates",) if self.record_update_rate else ()
+        h, gates, events, levels = self._scan(x, h0, mode, record)
+        if self.record_update_rate:
+            self.update_rate = gates.mean()
+        h_last = h[-1] if h.shape[0] else h0  # T = 0: the state is h0
+        outputs, h_last = self._layout(h, batched), h_last if batched else h_last.squeeze(0)
         if return_trace:
-            return outputs, h_last, MemoryTrace(*(self._layout(t, batched) for t in trace))
+            return outputs, h_last, MemoryTrace(*(self._layout(t, batched) for t in (gates, events, levels)))
         return outputs, h_last
 
-    def _scan(self, x: Tensor, h0: Tensor, mode: str) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
-        """States ``(T, B, H)`` and the trace's ``(gates, events, levels)``, time-first."""
+    def _scan(self, x: Tensor, h0: Tensor, mode: str, record) -> tuple:
+        """States, gates, events and levels ``(T, B, H)``, time-first (the last three None
+        unless in ``record``; the composed update of a non-fusable unit records all)."""
+        if self.fusable:
+            result = F.memory_sequence(
+                self.projection(x), self._fixed_threshold, h0,
+                None if self.input_step else self.alpha, self.epsilon, self.surrogate,
+                record=record, mode=mode,
+            )
+            return result.states, result.gates, result.events, result.levels
         currents = self.currents(x)
         update = self.update(currents)
         step_size = self._step_size(currents)
@@ -276,7 +276,7 @@ class MemoryUnit(nn.Module):
             h, levels = F.scan_parallel(update, h0, step_size, cumulative=self.cumulative)
         else:
             h, levels = F.scan_sequential(update, h0, step_size)
-        return h, (update.gate, update.events, levels)
+        return h, update.gate, update.events, levels
 
     def _layout(self, seq: Tensor, batched: bool) -> Tensor:
         if not batched:
@@ -285,10 +285,10 @@ class MemoryUnit(nn.Module):
 
     def step(self, x_t: Tensor, h: Optional[Tensor] = None) -> Tensor:
         """One streaming step: ``x_t`` ``(B, F)``, ``h`` ``(B, H)`` (None: h_0) -> ``h_t``."""
-        x_t = check_tensor(x_t, "x_t")
+        x_t = check_dtype(check_tensor(x_t, "x_t"), "x_t", self.alpha.dtype)
         check_shape(x_t, "x_t", (None, self.input_size), "batch, features")
         h = self.initial_state(x_t.shape[0]) if h is None else check_state(
-            h, "h", x_t.shape[0], self.hidden_size, True
+            h, "h", x_t.shape[0], self.hidden_size, True, self.alpha.dtype
         )
         currents = self.currents(x_t)
         update = self.update(currents)

@@ -70,8 +70,13 @@ class MemoryNetwork(nn.Module):
         traces: list[MemoryTrace] = []
         h = x
         for unit in self.units:
-            h, _, trace = unit(h, return_trace=True)
-            traces.append(trace)
+            if return_traces:
+                h, _, trace = unit(h, return_trace=True)
+                traces.append(trace)
+            else:
+                h, _ = unit(h)
+        if self.readout_mode != "sequence" and h.shape[0] == 0:
+            raise ValueError(f"x: expected at least one time step for readout {self.readout_mode!r}, got T = 0")
         if self.readout_mode == "last":
             h = h[-1]
         elif self.readout_mode == "mean":

@@ -77,23 +77,12 @@ def memory_scan(
 
     ``parallel``: prefix sum / associative scan; else the step loop. Both continue ``state``.
     """
-    unit_step = torch.ones((), dtype=input_tensor.dtype, device=input_tensor.device)
-    if parallel and not step_from_input:  # fused on CPU (functional.hysteresis_scan)
-        h, events = F.hysteresis_scan(
-            input_tensor, p.threshold, state.h, p.alpha, epsilon, p.surrogate, return_events=True
-        )
-        level = F.hysteresis_scan(
-            input_tensor, p.threshold, state.level, unit_step, epsilon, p.surrogate
-        )
-        return events, CMRUState(h, level)
-    update, step_size = _update(input_tensor, p, epsilon, step_from_input)
-
-    def scan(h0: Tensor, size: Tensor) -> Tensor:
-        if parallel:
-            return F.scan_parallel(update, h0, size, cumulative=epsilon == 1)[0]
-        return F.scan_sequential(update, h0, size)[0]
-
-    return update.events, CMRUState(scan(state.h, step_size), scan(state.level, unit_step))
+    result = F.memory_sequence(
+        input_tensor, p.threshold, state.h, None if step_from_input else p.alpha, epsilon,
+        p.surrogate, initial_level=state.level, record=("events", "levels"),
+        mode="parallel" if parallel else "sequential",
+    )
+    return result.events, CMRUState(result.states, result.levels)
 
 
 def _update(
@@ -309,6 +298,8 @@ class MemorySequence(MemoryModule, SNN):
         out = self._output(events, states)
         if self.record_states:
             return out, states
+        if not states.h.shape[0]:  # T = 0: the state is unchanged
+            return out, state
         return out, CMRUState(states.h[-1], states.level[-1])
 
 

@@ -148,7 +148,8 @@ class MemoryNeuron(snntorch.SpikingNeuron):
             )
         if self.sequence:
             h, events = self._scan(input_)
-            self.mem = h[-1]
+            if h.shape[0]:  # T = 0 keeps the state
+                self.mem = h[-1]
         else:
             update, step_size = self._update(input_)
             h = F.advance(update, self.mem, step_size)
@@ -174,17 +175,12 @@ class MemoryNeuron(snntorch.SpikingNeuron):
 
     def _scan(self, input_: Tensor) -> tuple[Tensor, Tensor]:
         """A sequence ``(T, B, ..., k H)`` -> states and events, each ``(T, B, ..., H)``."""
-        if self.mode == "parallel" and not self.step_from_input:
-            return F.hysteresis_scan(
-                input_, self._fixed_threshold, self.mem, self.alpha, self.epsilon,
-                self.spike_grad, return_events=True,
-            )
-        update, step_size = self._update(input_)
-        if self.mode == "sequential":
-            h = F.scan_sequential(update, self.mem, step_size)[0]
-        else:  # alpha-CMRU: a step size per time step
-            h = F.scan_parallel(update, self.mem, step_size, cumulative=self.epsilon == 1)[0]
-        return h, update.events
+        result = F.memory_sequence(
+            input_, self._fixed_threshold, self.mem,
+            None if self.step_from_input else self.alpha, self.epsilon, self.spike_grad,
+            record=("events",), mode=self.mode,
+        )
+        return result.states, result.events
 
     def _check_input(self, input_) -> torch.Size:
         """Validate ``input_`` and return the shape of one step's state."""

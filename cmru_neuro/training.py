@@ -50,7 +50,7 @@ METRICS_NAME = "metrics.json"
 CURVES_NAME = "curves.png"
 SETTLED_EPSILON = 1e-5  # annealing: checkpoints count as BMRU once epsilon is below this
 #: Settings that may differ between a run and its resumption.
-RESUMABLE = ("resume", "overwrite", "progress", "time_limit", "out_dir")
+RESUMABLE = ("resume", "overwrite", "progress", "time_limit", "out_dir", "device")
 
 
 @dataclass(kw_only=True)
@@ -70,6 +70,7 @@ class TrainConfig(CellChoice):
     rate_penalty: adds ``rate_penalty * mean(z)^2`` per memory-unit layer (z: update gates).
     resume: continue the run saved in ``out_dir`` (same settings but ``RESUMABLE``).
     overwrite: replace a run already in ``out_dir`` (else such a folder is refused).
+    device: where the model and batches live (``"cpu"``, ``"cuda"``...).
     """
 
     task: str = "copy-first"
@@ -97,6 +98,7 @@ class TrainConfig(CellChoice):
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
+    device: str = "cpu"
 
     def __post_init__(self):
         if isinstance(self.steps, int) and self.steps > 0:
@@ -161,8 +163,12 @@ class TrainResult:
     checkpoint: Optional[Path] = None
 
 
-class _Ranks:
-    """This process's place in a torch.distributed job (rank 0 of 1 without one)."""
+class Ranks:
+    """This process's place in a torch.distributed job (rank 0 of 1 without one).
+
+    Joins the job (gloo) when ``WORLD_SIZE`` > 1. ``data_parallel``: None uses a job torchrun
+    started (``WORLD_SIZE`` > 1), True any initialized one, False acts as rank 0 of 1.
+    """
 
     def __init__(self, data_parallel: Optional[bool]):
         world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -176,6 +182,11 @@ class _Ranks:
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+    def share_cores(self) -> None:
+        """Give each rank of a job of several its share of the CPU cores."""
+        if self.world > 1:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.world))
 
     def sum(self, values: list[float]) -> list[float]:
         if not self.enabled:
@@ -206,8 +217,9 @@ def evaluate(model: nn.Module, task: Task, split: Split, batch_size: int = 64,
     model.eval()
     loss_sum, correct, decisions, rows = 0.0, 0, 0, 0
     indices = torch.arange(rank, len(split), world)
+    device = next(model.parameters()).device  # batches go where the model is
     for chunk in indices.split(batch_size):
-        inputs, targets = task.batch(split, chunk)
+        inputs, targets = (v.to(device) for v in task.batch(split, chunk))
         outputs = model(inputs)
         loss_sum += float(task.loss(outputs, targets)) * len(chunk)
         hits, total = task.correct(outputs, targets)
@@ -217,7 +229,7 @@ def evaluate(model: nn.Module, task: Task, split: Split, batch_size: int = 64,
             "correct": correct, "decisions": decisions}
 
 
-def _evaluate_all(model, task, split, batch_size, ranks: _Ranks) -> dict:
+def _evaluate_all(model, task, split, batch_size, ranks: Ranks) -> dict:
     part = evaluate(model, task, split, batch_size, ranks.rank, ranks.world)
     loss_sum, rows, correct, decisions = ranks.sum(
         [part["loss"] * part["count"], part["count"], part["correct"], part["decisions"]]
@@ -256,20 +268,19 @@ def train(config: TrainConfig | dict, *, data_parallel: Optional[bool] = None) -
     A resumed run gives what the uninterrupted run would have given.
     """
     config = TrainConfig.from_dict(config) if isinstance(config, dict) else config
-    ranks = _Ranks(data_parallel)
-    if ranks.enabled:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // ranks.world))
+    ranks = Ranks(data_parallel)
+    ranks.share_cores()
     folder = (RunFolder(config.out_dir, overwrite=config.overwrite, resume=config.resume)
               if config.out_dir and ranks.main else contextlib.nullcontext())
     with folder:  # checked and locked before any work
         return _train(config, ranks)
 
 
-def _train(config: TrainConfig, ranks: _Ranks) -> TrainResult:
+def _train(config: TrainConfig, ranks: Ranks) -> TrainResult:
     task = make_task(config.task, **config.task_options)
     model_config = config.model_config(task)
     torch.manual_seed(config.seed)
-    model = build_model(model_config)
+    model = build_model(model_config).to(config.device)
     run_config = {
         "model": model_config.to_dict(),
         "task": {"name": config.task, "options": dict(config.task_options)},
@@ -333,7 +344,7 @@ def _train(config: TrainConfig, ranks: _Ranks) -> TrainResult:
         for step in range(first, config.steps + 1):
             epsilon = schedule.apply(model, step - 1) if schedule is not None else None
             index = next(batches)[ranks.rank :: ranks.world][:per_rank]
-            inputs, targets = task.batch(train_rows, index)
+            inputs, targets = (v.to(config.device) for v in task.batch(train_rows, index))
             loss = task.loss(network(inputs), targets)
             if config.rate_penalty:
                 loss = loss + config.rate_penalty * sum(unit.update_rate.square() for unit in units)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import torch
+
 from ..layers import INITS
 from ..models import ARCHS, CELLS
 from ..tasks import TASKS
@@ -73,6 +75,23 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace runs already in --out (else a used folder is refused)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device_argument(parser)
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", type=check_device, default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where the model runs: cpu, cuda, cuda:1... (default: cuda when available; here %(default)s)")
+
+
+def check_device(text: str) -> str:
+    """``text`` if it names a device this machine has, else an argparse error naming it."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"expected a device such as cpu or cuda, got {text!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"expected a device this machine has, got {text!r} (no CUDA here; use cpu)")
+    return text
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -123,6 +142,7 @@ def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
         weight_decay=args.weight_decay, clip=args.clip, eval_every=args.eval_every,
         checkpoint_every=args.eval_every, stop_at=args.stop_at, target=args.target,
         time_limit=args.time_limit, overwrite=args.overwrite, progress=not args.no_progress,
+        device=args.device,
     )
     values.update(overrides)
     return TrainConfig.from_dict(values)
