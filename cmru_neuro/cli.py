@@ -15,14 +15,14 @@ from typing import Optional, Sequence
 
 # name -> (module, one-line description). Keep sorted by workflow.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("cmru_neuro.demo", "The main job: train a CMRU, price it on every hardware profile, run it on Lava"),
+    "demo": ("cmru_neuro.commands.demo", "The main job: train a CMRU, price it on every hardware profile, run it on Lava"),
     "train": ("cmru_neuro.commands.train", "Train a cell on a task: checkpoints, JSON metrics, learning curves"),
     "evaluate": ("cmru_neuro.commands.evaluate", "Score a checkpoint on its task's test split"),
     "compare": ("cmru_neuro.commands.compare", "Cells x seeds on a task: markdown table of accuracy and convergence, plots"),
     "sensitivity": ("cmru_neuro.commands.sensitivity", "Initialisation sensitivity: converged fraction over init scales x threshold biases"),
     "robustness": ("cmru_neuro.commands.robustness", "Accuracy of checkpoints under parameter mismatch, input and state noise"),
-    "profiles": ("cmru_neuro.energy.profiles_command", "List hardware profiles with their cited energy figures, or check a profile file"),
-    "energy": ("cmru_neuro.energy.energy_command", "Energy per inference of a checkpoint on hardware profiles (table, JSON, PNG)"),
+    "profiles": ("cmru_neuro.commands.profiles", "List hardware profiles with their cited energy figures, or check a profile file"),
+    "energy": ("cmru_neuro.commands.energy", "Energy per inference of a checkpoint on hardware profiles (table, JSON, PNG)"),
     "deploy": ("cmru_neuro.commands.deploy", "Run a stack checkpoint on Lava in fixed point: accuracy, bit parity with the integer model, events"),
 }
 

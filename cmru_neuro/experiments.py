@@ -8,7 +8,6 @@ rank i mod N, each without data parallelism); every rank gets all records, rank 
 from __future__ import annotations
 
 import copy
-import os
 import statistics
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -24,7 +23,7 @@ from .functional import linear_scan
 from .layers import MemoryUnit
 from .models import fit_width
 from .tasks import Split, Task, make_task
-from .training import TrainConfig, plot_histories, train, write_json
+from .training import Ranks, TrainConfig, plot_histories, train, write_json
 
 MISMATCH_LEVELS = (0.05, 0.10, 0.15)
 
@@ -36,17 +35,12 @@ MISMATCH_LEVELS = (0.05, 0.10, 0.15)
 
 def run_sweep(configs: Sequence[TrainConfig]) -> list[dict]:
     """Train every config; returns each run's metrics (history included), in order."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    if world > 1:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    ranks = Ranks(data_parallel=True)
+    ranks.share_cores()
     mine = {index: train(config, data_parallel=False).metrics
-            for index, config in enumerate(configs) if index % world == rank}
-    if world > 1:
-        gathered: list = [None] * world
+            for index, config in enumerate(configs) if index % ranks.world == ranks.rank}
+    if ranks.world > 1:
+        gathered: list = [None] * ranks.world
         dist.all_gather_object(gathered, mine)
         mine = {index: metrics for part in gathered for index, metrics in part.items()}
     return [mine[index] for index in range(len(configs))]

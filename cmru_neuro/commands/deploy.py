@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-from dataclasses import dataclass
-from typing import Optional
+
+from ..deployment import check_counts, deploy
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,64 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds before a Lava run is ended (default %(default)s)")
 
 
-@dataclass
-class Deployment:
-    """What :func:`deploy` measured.
-
-    integer: float vs integer model on every test sequence; subset: the same on the
-    sequences run on Lava; lava: the Lava run (None when skipped); lava_accuracy in percent;
-    mismatched: Lava fixed-point outputs that differ from the integer model's.
-    """
-
-    spec: object
-    integer: object
-    subset: object
-    inputs: object
-    lava: Optional[object] = None
-    lava_accuracy: Optional[float] = None
-    mismatched: Optional[int] = None
-
-
-def _check_counts(sequences: int, calibration: int) -> None:
-    for value, name in ((sequences, "sequences"), (calibration, "calibration")):
-        if value < 1:
-            raise ValueError(f"--{name}: expected a positive integer, got {value}")
-
-
-def deploy(model, task, *, sequences: int = 32, calibration: int = 256, input_bits: int = 8,
-           timeout: float = 600.0, lava: bool = True) -> Deployment:
-    """Quantize ``model`` (a stack MemoryNetwork) on ``task``'s training inputs, score the
-    integer model, and run ``sequences`` test sequences on Lava in fixed point."""
-    import torch
-
-    from ..quant import accuracy_report, quantize
-
-    _check_counts(sequences, calibration)
-    calibration_inputs, _ = task.batch(task.train, torch.arange(min(calibration, len(task.train))))
-    spec = quantize(model, calibration_inputs, input_bits=input_bits).spec
-    everything = accuracy_report(model, spec, *task.batch(task.test, torch.arange(len(task.test))),
-                                 correct=task.correct)
-    inputs, targets = task.batch(task.test, torch.arange(min(sequences, len(task.test))))
-    subset = accuracy_report(model, spec, inputs, targets, correct=task.correct)
-    result = Deployment(spec, everything, subset, inputs)
-    if not lava:
-        return result
-    from ..adapters.lava import run_on_lava
-
-    result.lava = run_on_lava(spec, inputs, timeout=timeout)
-    hits, decisions = task.correct(result.lava.logits, targets)
-    result.lava_accuracy = 100.0 * hits / decisions
-    result.mismatched = int((result.lava.outputs != result.lava.reference.outputs).sum())
-    return result
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..checkpoint import load_checkpoint
     from ._options import parse_options
 
-    _check_counts(args.sequences, args.calibration)
+    check_counts(args.sequences, args.calibration)
     if not args.timeout > 0:
         raise ValueError(f"--timeout: expected a positive number of seconds, got {args.timeout}")
     if importlib.util.find_spec("lava") is None:
@@ -124,4 +73,4 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.mismatched == 0 else 1
 
 
-__all__ = ["Deployment", "add_arguments", "deploy", "run"]
+__all__ = ["add_arguments", "run"]

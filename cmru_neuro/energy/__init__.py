@@ -6,9 +6,10 @@ units' traces) and prices it with one of three models (clocked digital, event-dr
 digital, analog) chosen by the profile. See ``docs/energy.md``.
 """
 
-from .counting import LayerCounts, ModelCounts, UnsupportedLayerError, count_operations
+from .cost_models import EnergyParts
+from .counting import count_operations
+from .counts import LayerCounts, ModelCounts, UnsupportedLayerError
 from .estimate import estimate_energy, estimate_energy_many, report_for
-from .models import EnergyParts
 from .profiles import (
     Figure,
     HardwareProfile,

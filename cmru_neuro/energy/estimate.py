@@ -6,8 +6,9 @@ from typing import Callable, Iterable, Optional
 
 from torch import Tensor, nn
 
-from .counting import ModelCounts, count_operations
-from .models import EnergyParts, layer_quantities, price, system_quantities
+from .cost_models import EnergyParts, layer_quantities, price, system_quantities
+from .counting import count_operations
+from .counts import ModelCounts
 from .profiles import USED_BY_KIND, HardwareProfile, ProfileLike, get_profile
 from .report import EnergyReport, LayerEnergy
 

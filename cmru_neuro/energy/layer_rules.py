@@ -1,4 +1,4 @@
-"""Counting rules per layer type (see :mod:`.counting` for the counts and events).
+"""Counting rules per layer type (see :mod:`.counts` for the counts and events).
 
 Each rule's ``count(session, module, counts, args, output)`` runs after a call and adds
 totals over the batch; ``setup(module, counts)`` fills the static counts. Memory units
@@ -11,13 +11,19 @@ from __future__ import annotations
 
 from typing import Optional
 
+import snntorch
 import torch
+from norse.torch import LIF, LIFCell
+from snntorch._neurons.rleaky import RecurrentOneToOne
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..baselines import LRU, MinGRU
 from ..layers import MemoryUnit
-from .counting import CountingSession, LayerCounts, Rule, add_synaptic, shift_in_time
+from ..models import GatedMLP, LearnedPositions, ReferenceLayer, ResidualBlock, SpikingCell
+from ..norse import MemoryCell, MemorySequence
+from ..snntorch import MemoryNeuron
+from .counts import CountingSession, LayerCounts, Rule, add_synaptic, shift_in_time
 
 
 def _nonzero(*tensors: Tensor) -> int:
@@ -157,29 +163,19 @@ def _count_memory_neuron(
 
 
 def _memory_neuron_rules() -> list[Rule]:
-    """The snn helper's memory neurons (cmru_neuro.snntorch / cmru_neuro.norse), if present."""
-    rules = []
-    try:
-        from ..snntorch import MemoryNeuron
-    except ImportError:
-        pass
-    else:
+    """The memory neurons of cmru_neuro.snntorch and cmru_neuro.norse."""
 
-        def count_snntorch(session, neuron, counts, args, output):
-            _count_memory_neuron(session, neuron, counts, args, output, bool(neuron.sequence))
+    def count_snntorch(session, neuron, counts, args, output):
+        _count_memory_neuron(session, neuron, counts, args, output, bool(neuron.sequence))
 
-        rules.append(
-            Rule(
-                (MemoryNeuron,),
-                count_snntorch,
-                _spiking_setup(1),
-                sequence=lambda neuron: bool(neuron.sequence),
-            )
+    rules = [
+        Rule(
+            (MemoryNeuron,),
+            count_snntorch,
+            _spiking_setup(1),
+            sequence=lambda neuron: bool(neuron.sequence),
         )
-    try:
-        from ..norse import MemoryCell, MemorySequence
-    except ImportError:
-        return rules
+    ]
     for types, sequence in (((MemorySequence,), True), ((MemoryCell,), False)):
 
         def count_norse(session, neuron, counts, args, output, sequence=sequence):
@@ -360,40 +356,18 @@ ELEMENTWISE = (
 FREE = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.AlphaDropout, nn.Flatten, nn.Unflatten)
 
 
-def _framework_rules() -> list[Rule]:
-    """Rules for snnTorch and Norse neurons (each imported only if installed)."""
-    rules = []
-    try:
-        import snntorch
-        from snntorch._neurons.rleaky import RecurrentOneToOne
-    except ImportError:
-        pass
-    else:
-        rules += [
-            Rule(
-                (snntorch.Synaptic,),
-                _count_stepwise_spiking,
-                _spiking_setup(2),
-                owns_children=False,
-            ),
-            Rule(
-                (snntorch.Leaky, snntorch.RLeaky),
-                _count_stepwise_spiking,
-                _spiking_setup(1),
-                owns_children=False,
-            ),
-            Rule((RecurrentOneToOne,), _count_one_to_one, _setup_one_to_one),
-        ]
-    try:
-        from norse.torch import LIF, LIFCell
-    except ImportError:
-        pass
-    else:
-        rules += [
-            Rule((LIF,), _count_norse_sequence, _spiking_setup(2), sequence=True),
-            Rule((LIFCell,), _count_stepwise_spiking, _spiking_setup(2)),
-        ]
-    return rules
+FRAMEWORK_RULES = [  # snnTorch and Norse neurons
+    Rule((snntorch.Synaptic,), _count_stepwise_spiking, _spiking_setup(2), owns_children=False),
+    Rule(
+        (snntorch.Leaky, snntorch.RLeaky),
+        _count_stepwise_spiking,
+        _spiking_setup(1),
+        owns_children=False,
+    ),
+    Rule((RecurrentOneToOne,), _count_one_to_one, _setup_one_to_one),
+    Rule((LIF,), _count_norse_sequence, _spiking_setup(2), sequence=True),
+    Rule((LIFCell,), _count_stepwise_spiking, _spiking_setup(2)),
+]
 
 
 # -- the paper's block (cmru_neuro.models) -----------------------------------------------------
@@ -480,28 +454,15 @@ def _count_gated_mlp(session, mlp, counts: LayerCounts, args, output) -> None:
     _add_steps(session, counts, x)
 
 
-def _project_model_rules() -> list[Rule]:
-    """Rules for the training models' own arithmetic; their sub-layers are counted as usual."""
-    try:
-        from ..models import (
-            GatedMLP,
-            LearnedPositions,
-            ReferenceLayer,
-            ResidualBlock,
-            SpikingCell,
-        )
-    except ImportError:
-        return []
-    return [
-        # a time-first sequence layer whose neurons step one call at a time
-        Rule((SpikingCell,), _count_nothing, _no_setup, owns_children=False, sequence=True),
-        Rule((ResidualBlock,), _count_residual_block, _setup_residual_block, owns_children=False),
-        Rule((GatedMLP,), _count_gated_mlp, _setup_gated_mlp, owns_children=False),
-        Rule(
-            (ReferenceLayer,), _count_reference_layer, _setup_reference_layer, owns_children=False
-        ),
-        Rule((LearnedPositions,), _count_positions, _setup_positions),
-    ]
+# the training models' own arithmetic; their sub-layers are counted as usual
+PROJECT_MODEL_RULES = [
+    # a time-first sequence layer whose neurons step one call at a time
+    Rule((SpikingCell,), _count_nothing, _no_setup, owns_children=False, sequence=True),
+    Rule((ResidualBlock,), _count_residual_block, _setup_residual_block, owns_children=False),
+    Rule((GatedMLP,), _count_gated_mlp, _setup_gated_mlp, owns_children=False),
+    Rule((ReferenceLayer,), _count_reference_layer, _setup_reference_layer, owns_children=False),
+    Rule((LearnedPositions,), _count_positions, _setup_positions),
+]
 
 
 RULES: list[Rule] = [
@@ -509,8 +470,8 @@ RULES: list[Rule] = [
     Rule((LRU,), _count_lru, _setup_lru, sequence=True),
     Rule((MinGRU,), _count_min_gru, _setup_projected_cell, sequence=True),
     *_memory_neuron_rules(),
-    *_framework_rules(),
-    *_project_model_rules(),
+    *FRAMEWORK_RULES,
+    *PROJECT_MODEL_RULES,
     Rule((nn.Linear,), _count_linear, _setup_connection),
     Rule((nn.Conv1d,), _count_conv1d, _setup_connection),
     Rule(ELEMENTWISE, _count_elementwise, _no_setup),

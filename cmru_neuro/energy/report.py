@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, Union
 
-from .counting import LayerCounts, ModelCounts
-from .models import PARTS, EnergyParts
+from .cost_models import PARTS, EnergyParts
+from .counts import LayerCounts, ModelCounts
 from .profiles import FIGURES, HardwareProfile
 from .units import si
 

@@ -1,7 +1,7 @@
 """Lava Processes for memory units and their readout, and their ProcessModels.
 
 ``process.py`` declares what each Process is (ports, Vars); ``models.py`` says how it runs
-(``floating_pt`` and ``fixed_pt``; both call :func:`cmru_neuro.quant.unit_step`). Those
+(``floating_pt`` and ``fixed_pt``; both call :func:`cmru_neuro.golden.unit_step`). Those
 files are side-effect free: Lava's model discovery executes every ``.py`` file here.
 Importing this package imports lava.
 """

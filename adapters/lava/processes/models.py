@@ -1,6 +1,6 @@
 """ProcessModels (``floating_pt`` and ``fixed_pt``) for the memory-unit Processes.
 
-Both call :func:`cmru_neuro.quant.unit_step` / :func:`cmru_neuro.quant.readout_step`, the
+Both call :func:`cmru_neuro.golden.unit_step` / :func:`cmru_neuro.golden.readout_step`, the
 step of the numpy golden model, so fixed point here equals the reference bit for bit.
 Absolute imports only: Lava executes this file on its own during model discovery.
 """
@@ -14,7 +14,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from cmru_neuro.quant import readout_step, unit_step
+from cmru_neuro.golden import readout_step, unit_step
 
 
 def sequence_phase(model) -> tuple[bool, bool]:
@@ -27,7 +27,7 @@ def sequence_phase(model) -> tuple[bool, bool]:
 
 
 class AbstractMemoryUnitModel(PyLoihiProcessModel):
-    """One step of :func:`cmru_neuro.quant.unit_step` per time step; resets between sequences."""
+    """One step of :func:`cmru_neuro.golden.unit_step` per time step; resets between sequences."""
 
     fixed_point = False
 
@@ -59,7 +59,6 @@ class AbstractMemoryUnitFloat(AbstractMemoryUnitModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     bias: np.ndarray = LavaPyType(np.ndarray, float)
     threshold: np.ndarray = LavaPyType(np.ndarray, float)
-    threshold_low: np.ndarray = LavaPyType(np.ndarray, float)
     initial_level: np.ndarray = LavaPyType(np.ndarray, float)
     sigma: np.ndarray = LavaPyType(np.ndarray, float)
     level: np.ndarray = LavaPyType(np.ndarray, float)
@@ -73,7 +72,6 @@ class AbstractMemoryUnitFixed(AbstractMemoryUnitModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     threshold: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    threshold_low: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     initial_level: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     sigma: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     level: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
@@ -81,24 +79,54 @@ class AbstractMemoryUnitFixed(AbstractMemoryUnitModel):
     events_sent: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
-def _unit_model(process, base):
-    """The ProcessModel class of ``process`` that runs ``base`` (float or fixed point)."""
-    precision = "fixed_pt" if base.fixed_point else "floating_pt"
-    name = f"Py{process.__name__}Model{'Fixed' if base.fixed_point else 'Float'}"
-    model = type(name, (base,), {"__module__": __name__, "__doc__": f"{process.__name__} in {precision}."})
-    return implements(proc=process, protocol=LoihiProtocol)(requires(CPU)(tag(precision)(model)))
+@implements(proc=CMRU, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyCMRUModelFloat(AbstractMemoryUnitFloat):
+    """CMRU in floating_pt."""
 
 
-PyCMRUModelFloat = _unit_model(CMRU, AbstractMemoryUnitFloat)
-PyCMRUModelFixed = _unit_model(CMRU, AbstractMemoryUnitFixed)
-PyBMRUModelFloat = _unit_model(BMRU, AbstractMemoryUnitFloat)
-PyBMRUModelFixed = _unit_model(BMRU, AbstractMemoryUnitFixed)
-PyFirstQuadrantBMRUModelFloat = _unit_model(FirstQuadrantBMRU, AbstractMemoryUnitFloat)
-PyFirstQuadrantBMRUModelFixed = _unit_model(FirstQuadrantBMRU, AbstractMemoryUnitFixed)
+@implements(proc=CMRU, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyCMRUModelFixed(AbstractMemoryUnitFixed):
+    """CMRU in fixed_pt."""
+
+
+@implements(proc=BMRU, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyBMRUModelFloat(AbstractMemoryUnitFloat):
+    """BMRU in floating_pt."""
+
+
+@implements(proc=BMRU, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyBMRUModelFixed(AbstractMemoryUnitFixed):
+    """BMRU in fixed_pt."""
+
+
+@implements(proc=FirstQuadrantBMRU, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyFirstQuadrantBMRUModelFloat(AbstractMemoryUnitFloat):
+    """FirstQuadrantBMRU in floating_pt (its own Var: ``threshold_low``)."""
+
+    threshold_low: np.ndarray = LavaPyType(np.ndarray, float)
+
+
+@implements(proc=FirstQuadrantBMRU, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyFirstQuadrantBMRUModelFixed(AbstractMemoryUnitFixed):
+    """FirstQuadrantBMRU in fixed_pt (its own Var: ``threshold_low``)."""
+
+    threshold_low: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
 
 class AbstractReadoutModel(PyLoihiProcessModel):
-    """One step of :func:`cmru_neuro.quant.readout_step` per time step; resets between sequences."""
+    """One step of :func:`cmru_neuro.golden.readout_step` per time step; resets between sequences."""
 
     fixed_point = False
 

@@ -7,7 +7,7 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
-from cmru_neuro.quant import RESET_MECHANISMS, STATE_BITS, UNIT_OUTPUTS
+from cmru_neuro.golden import RESET_MECHANISMS, STATE_BITS, UNIT_OUTPUTS
 
 
 def _vector(value, size: int, name: str, owner: str) -> np.ndarray:
@@ -73,9 +73,9 @@ class MemoryUnitProcess(AbstractProcess):
         shape: ``(H,)``.
         streams: currents per unit on ``a_in`` (shape ``(streams * H,)``): 2 = candidate and
             threshold from the input, 1 = candidate only (fixed ``threshold``).
-        bias: ``(streams * H,)``; threshold, threshold_low, initial_level: ``(H,)``.
+        bias: ``(streams * H,)``; threshold, initial_level: ``(H,)``.
         output: ``"changes"`` (level changes) or ``"events"`` (``z sign(c)``), as
-            :class:`cmru_neuro.quant.UnitSpec`; accumulate: ``sigma += a_in`` (else
+            :class:`cmru_neuro.golden.UnitSpec`; accumulate: ``sigma += a_in`` (else
             ``sigma = a_in``: the upstream sends events).
     ``s_out`` refuses a receiver with ``num_message_bits=0`` (:func:`check_receivers`).
     Vars ``saturations`` ``(3,)`` (accumulator, current, state) and ``events_sent`` ``(1,)`` count.
@@ -93,7 +93,6 @@ class MemoryUnitProcess(AbstractProcess):
         reset_offset: int = 1,
         sequences: int | None = None,
         threshold=None,
-        threshold_low=None,
         initial_level=None,
         output: str = "changes",
         accumulate: bool = True,
@@ -116,7 +115,6 @@ class MemoryUnitProcess(AbstractProcess):
         self.s_out = EventOutPort(shape=shape)
         self.bias = Var(shape=(streams * hidden,), init=_vector(bias, streams * hidden, "bias", owner))
         self.threshold = Var(shape=shape, init=_vector(threshold, hidden, "threshold", owner))
-        self.threshold_low = Var(shape=shape, init=_vector(threshold_low, hidden, "threshold_low", owner))
         self.initial_level = Var(shape=shape, init=_vector(initial_level, hidden, "initial_level", owner))
         self.sigma = Var(shape=(streams * hidden,), init=0)
         self.level = Var(shape=shape, init=0)
@@ -137,14 +135,23 @@ class BMRU(MemoryUnitProcess):
 
 
 class FirstQuadrantBMRU(MemoryUnitProcess):
-    """First-quadrant BMRU: level 1 where ``relu(c) >= threshold``, 0 where ``< threshold_low`` (strict)."""
+    """First-quadrant BMRU: level 1 where ``relu(c) >= threshold``, 0 where ``< threshold_low`` (strict).
+
+    Adds its own Var to those of :class:`MemoryUnitProcess` (as Lava's TernaryLIF adds its
+    thresholds): ``threshold_low`` ``(H,)``, ``beta_lo`` (None: zeros).
+    """
 
     kind = "fq-bmru"
+
+    def __init__(self, *, shape: tuple, threshold_low=None, **options) -> None:
+        super().__init__(shape=shape, **options)
+        low = _vector(threshold_low, shape[0], "threshold_low", type(self).__name__)
+        self.threshold_low = Var(shape=shape, init=low)
 
 
 class Readout(AbstractProcess):
     """Readout: ``sigma += a_in`` (``sigma = a_in`` without ``accumulate``), then the leaky
-    integrator of :class:`cmru_neuro.quant.ReadoutSpec`; sends its membrane every step.
+    integrator of :class:`cmru_neuro.golden.ReadoutSpec`; sends its membrane every step.
 
     Args: shape ``(O,)``; bias, synapse_decay, membrane_decay, membrane_bias, threshold
     ``(O,)`` (None: zeros, the plain ``sigma + bias`` readout); reset_mechanism; timing

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .energy import available_profiles, estimate_energy_many, plot_reports, summary_table
-from .training import TrainConfig, plot_histories, train, write_json
+from ..energy import available_profiles, estimate_energy_many, plot_reports, summary_table
+from ..training import TrainConfig, plot_histories, train, write_json
 
 FULL = dict(length=200, hidden=16, steps=400, lr=1e-2, seconds=60, train_size=2000, test_size=500, lava_sequences=50)
 QUICK = dict(length=30, hidden=8, steps=60, lr=1e-2, seconds=20, train_size=200, test_size=100, lava_sequences=4)
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     _say("2/3 energy per inference of the CMRU on every shipped hardware profile")
     cmru = runs["CMRU"]
-    from .tasks import make_task
+    from ..tasks import make_task
 
     task = make_task("copy-first", **task_options)
     example, targets = task.batch(task.test, torch.arange(min(len(task.test), 32)))
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _deploy(model, task, sequences: int, skip_lava: bool) -> dict:
     """Quantize, compare float vs integer accuracy, run on Lava and check bit parity."""
-    from .commands.deploy import deploy
+    from ..deployment import deploy
 
     missing = importlib.util.find_spec("lava") is None
     result = deploy(model, task, sequences=sequences, lava=not (skip_lava or missing))

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import torch
 
-from .estimate import estimate_energy_many
-from .profiles import available_profiles, register_profile_dir
-from .report import plot_reports, summary_table
+from ..energy import (
+    available_profiles,
+    estimate_energy_many,
+    plot_reports,
+    register_profile_dir,
+    summary_table,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

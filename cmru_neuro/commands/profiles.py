@@ -7,7 +7,7 @@ import argparse
 import json
 import warnings
 
-from .profiles import (
+from ..energy.profiles import (
     FIGURES,
     HardwareProfile,
     ProfileWarning,
@@ -17,7 +17,7 @@ from .profiles import (
     read_profile,
     register_profile_dir,
 )
-from .units import si
+from ..energy.units import si
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

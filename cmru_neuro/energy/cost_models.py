@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from .counting import LayerCounts, ModelCounts
+from .counts import LayerCounts, ModelCounts
 from .profiles import HardwareProfile
 
 PARTS = ("compute", "memory", "communication", "static")
