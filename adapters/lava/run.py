@@ -153,7 +153,7 @@ class _Workers:
     processes this run started (found by their ids, nothing else) and raises TimeoutError
     (or re-raises KeyboardInterrupt)."""
 
-    SPAWN_GRACE = 3.0  # seconds to keep ending workers a runtime still spawns after the deadline
+    SPAWN_GRACE = 15.0  # seconds to keep ending workers a runtime still spawns (slow on a loaded machine)
 
     def __init__(self):
         self.before = set(multiprocessing.active_children())
