@@ -153,7 +153,7 @@ class _Workers:
     processes this run started (found by their ids, nothing else) and raises TimeoutError
     (or re-raises KeyboardInterrupt)."""
 
-    SPAWN_GRACE = 15.0  # seconds to keep ending workers a runtime still spawns (slow on a loaded machine)
+    SPAWN_GRACE = 5.0  # seconds to keep ending workers a runtime still spawns after the deadline
 
     def __init__(self):
         self.before = set(multiprocessing.active_children())
@@ -192,7 +192,11 @@ class _Workers:
             for child in children:
                 if child.is_alive():
                     child.kill()
-            if not thread.is_alive() or time.monotonic() > deadline:
+            multiprocessing.connection.wait([child.sentinel for child in children], timeout=1.0)
+            for child in children:
+                child.is_alive()  # reaps it, so it is no longer an active child
+            ended = not thread.is_alive() and not set(multiprocessing.active_children()) - self.before
+            if ended or time.monotonic() > deadline:
                 return
             thread.join(0.1)
 
