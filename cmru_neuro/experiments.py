@@ -177,12 +177,14 @@ def _plot_sensitivity(rows, cells, scales, biases, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.6), squeeze=False)
-    for axis, cell in zip(axes[0], cells):
+    figure, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.6), squeeze=False,
+                                constrained_layout=True)
+    for index, (axis, cell) in enumerate(zip(axes[0], cells)):
         grid = [[next(r["converged"] for r in rows if r["cell"] == cell and r["init_scale"] == s
                       and r["threshold_bias"] == b) for b in biases] for s in scales]
         image = axis.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower")
-        axis.set(title=f"{cell}: fraction converged", xlabel="threshold bias", ylabel="init scale",
+        axis.set(title=f"{cell}: fraction converged", xlabel="threshold bias",
+                 ylabel="init scale" if index == 0 else "",
                  xticks=range(len(biases)), xticklabels=biases, yticks=range(len(scales)), yticklabels=scales)
         for i, row in enumerate(grid):
             for j, value in enumerate(row):
