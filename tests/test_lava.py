@@ -4,6 +4,9 @@ Every test has a hard timeout; run_on_lava stops the runtime in every case.
 """
 
 import multiprocessing
+import shutil
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -116,6 +119,18 @@ def test_trained_copy_first_on_lava_is_bit_exact_and_keeps_its_accuracy(trained_
 
 
 @pytest.mark.timeout(100)
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux's script for a terminal")
+def test_deploy_shows_its_progress_on_a_terminal_and_stays_quiet_in_a_log(trained_checkpoint, tmp_path):
+    command = f"{sys.executable} -m cmru_neuro.cli deploy {trained_checkpoint} --sequences 8"
+    typescript = tmp_path / "terminal.txt"
+    subprocess.run(["script", "-qc", command, str(typescript)], check=True, timeout=100,
+                   stdout=subprocess.DEVNULL)
+    assert "on Lava (fixed point)" in typescript.read_text(errors="replace")
+    logged = subprocess.run(command.split(), capture_output=True, text=True, timeout=100)
+    assert logged.returncode == 0 and "on Lava (fixed point)" not in logged.stdout + logged.stderr
+
+
 def test_deploy_command_reports_parity_accuracy_and_events(trained_checkpoint, capsys):
     from cmru_neuro import cli
 
