@@ -4,9 +4,9 @@ Paper defaults: AdamW (0.9, 0.99), weight decay 1e-4, lr 1e-3 with cosine decay 
 gradient clipping 1.0, batch 64. A tenth of the training rows is held out for validation
 (learning curves, convergence, early stopping); the test split is scored once at the end.
 
-With ``out_dir``: ``model.safetensors`` (the latest weights, atomic, every
-``checkpoint_every`` steps and at the end; :func:`cmru_neuro.checkpoint.load_checkpoint`
-reloads it), ``trainer.pt`` (optimiser, schedule, step, RNG: what ``resume`` needs),
+With ``out_dir``: ``model.safetensors`` (atomic; the latest weights every
+``checkpoint_every`` steps, at the end the weights the test split scored, with the final
+metrics; :func:`cmru_neuro.checkpoint.load_checkpoint` reloads it), ``trainer.pt`` (optimiser, schedule, step, RNG: what ``resume`` needs),
 ``best.safetensors`` (with ``keep_best``), ``metrics.json`` and ``curves.png``.
 
 Epsilon annealing (the authors' way to train a BMRU, on by default for the cells in
@@ -410,7 +410,7 @@ def _train(config: TrainConfig, ranks: Ranks) -> TrainResult:
     test = _evaluate_all(model, task, task.test, config.batch_size, ranks)
     metrics.update(test_accuracy=test["accuracy"], test_loss=test["loss"])
     metrics["converged"] = bool(target is not None and not metrics["diverged"] and test["accuracy"] >= target)
-    if out_dir is not None and best_weights is None:
+    if best_weights is None:  # a resumed run whose best checkpoint is gone scores its last weights
         metrics["best_step"] = None
     write(step, final=True)
     if best_weights is not None and out_dir is not None and ranks.main:
