@@ -22,6 +22,7 @@ trains on its 1/N slice, evaluation is summed over ranks, rank 0 writes the file
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import math
@@ -163,11 +164,18 @@ class TrainResult:
     checkpoint: Optional[Path] = None
 
 
+def _leave_job() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 class Ranks:
     """This process's place in a torch.distributed job (rank 0 of 1 without one).
 
-    Joins the job (gloo) when ``WORLD_SIZE`` > 1. ``data_parallel``: None uses a job torchrun
-    started (``WORLD_SIZE`` > 1), True any initialized one, False acts as rank 0 of 1.
+    Joins the job (gloo) when ``WORLD_SIZE`` > 1 and leaves it at interpreter exit (a gloo
+    group left to the interpreter's teardown can abort the process: "terminate called without
+    an active exception"). ``data_parallel``: None uses a job torchrun started
+    (``WORLD_SIZE`` > 1), True any initialized one, False acts as rank 0 of 1.
     """
 
     def __init__(self, data_parallel: Optional[bool]):
@@ -175,6 +183,7 @@ class Ranks:
         self.enabled = world > 1 if data_parallel is None else bool(data_parallel)
         if self.enabled and world > 1 and not dist.is_initialized():
             dist.init_process_group("gloo")
+            atexit.register(_leave_job)
         self.enabled = self.enabled and dist.is_initialized()
         self.rank = dist.get_rank() if self.enabled else 0
         self.world = dist.get_world_size() if self.enabled else 1
