@@ -8,7 +8,7 @@ Both networks have the same sizes and the same six Lava processes, in fixed poin
 Both runtimes are compiled and spawned first (not timed), then stepped in turns in the same
 run of this script; the median over repeats is reported. Target: CMRU / LIF <= 1.3. The
 CMRU network is a quantized, untrained MemoryNetwork fed copy-first-input sequences (a
-one-hot symbol, then Gaussian distractors); events per step are what its units sent.
+one-hot symbol, then Gaussian distractors); messages per step are what its units sent.
 
     python benchmarks/bench_lava.py            # H = 64, 2000 steps x 5 repeats (about a minute)
     python benchmarks/bench_lava.py --quick    # smoke run
@@ -104,7 +104,7 @@ def main() -> None:
                 started = time.perf_counter()
                 sink.run(condition=RunSteps(num_steps=args.steps), run_cfg=config)
                 times[name].append((time.perf_counter() - started) / args.steps)
-        events = sum(int(unit.events_sent.get()[0]) for unit in graph.units)
+        messages = sum(int(unit.messages_sent.get()[0]) for unit in graph.units)
     finally:
         for sink in sinks.values():
             sink.stop()
@@ -116,7 +116,7 @@ def main() -> None:
         print(f"{name:5s} {1e3 * value:.3f} ms per step (runs: {spread})")
     ratio = median["CMRU"] / median["LIF"]
     print(f"CMRU / LIF time per step: {ratio:.2f} (target <= 1.3: {'met' if ratio <= 1.3 else 'NOT met'})")
-    print(f"CMRU events per step: {events / total:.2f} ({events / total / args.hidden:.4f} per unit per step; "
+    print(f"CMRU messages per step: {messages / total:.2f} ({messages / total / args.hidden:.4f} per unit per step; "
           f"a dense link would send {args.hidden} values per step)")
 
 

@@ -194,7 +194,10 @@ class Update(NamedTuple):
     """What one or many steps do to the state; all tensors share a shape.
 
     gate:   z in {0, 1}, 1 where the unit updates.
-    events: e in {-1, 0, +1} (first-quadrant BMRU: {0, 1}), the signed state change.
+    events: e, the update's additive term (``h_t = a_t h_{t-1} + step * e_t``): the signed gate
+            z sign(c) in {-1, 0, +1} for the epsilon family, the set signal in {0, 1} for the
+            first-quadrant latch. What the spiking front-ends emit as spikes. Not the level
+            change ``L_t - L_{t-1}`` (the two agree for CMRU only).
     decay:  a, the factor on the old state (1 for CMRU, 1 - z for BMRU).
     """
 

@@ -8,14 +8,14 @@ from trained models.
 
 The form (floating point or integer, same structure)::
 
-    x_t --Dense(W_1)--> unit 1 --events--> Dense(W_2) --> unit 2 ... --> Dense(W_r) --> readout
+    x_t --Dense(W_1)--> unit 1 --changes--> Dense(W_2) --> unit 2 ... --> Dense(W_r) --> readout
 
 * Every signal is delta-encoded: the input sends ``x_t - x_{t-1}``, each unit sends its
-  events ``level_t - level_{t-1}`` (graded payloads). Each receiver accumulates what its Dense
-  delivers (``sigma += W delta``, sigma-delta style), so ``sigma_t = W level_t`` and traffic
-  scales with state changes. (A pipeline neuron with spike output sends ``z_t sign(c_t)``
-  instead, taken as it comes: :attr:`UnitSpec.output`.)
-* A unit keeps an integer *level*: CMRU the event count ``L_t`` (``h_t = alpha L_t + h_0``,
+  changes ``level_t - level_{t-1}`` (graded messages). Each receiver accumulates what its
+  Dense delivers (``sigma += W delta``, sigma-delta style), so ``sigma_t = W level_t`` and
+  traffic scales with state changes. (A pipeline neuron with spike output sends its events
+  ``z_t sign(c_t)`` instead, taken as they come: :attr:`UnitSpec.output`.)
+* A unit keeps an integer *level*: CMRU the count of its events ``L_t`` (``h_t = alpha L_t + h_0``,
   with ``W h_0`` folded into the next bias), BMRU its state in {-1, +1}, first-quadrant BMRU
   its state in {0, 1}. ``alpha`` is folded into the outgoing weights (``W diag(alpha)``).
 * Gate rule as in :mod:`cmru_neuro.functional`: update where ``|c| >= |beta|`` towards
@@ -40,10 +40,10 @@ import torch
 from torch import Tensor
 
 from ._checks import check_sequence
+from .unit_kinds import unit_kind
 
 STATE_BITS = 24
 STATE_LIMIT = 2 ** (STATE_BITS - 1) - 1  # largest magnitude of a 24-bit signed value
-KINDS = ("cmru", "bmru", "fq-bmru")
 UNIT_OUTPUTS = ("changes", "events")  # what a unit layer sends (see UnitSpec.output)
 RESET_MECHANISMS = ("none", "subtract", "zero")  # snnTorch's, for the readout
 DECAY_BITS = 12  # integer decay factors: mantissas of 2**-12, as Lava's LIF
@@ -61,7 +61,8 @@ READOUT_SATURATIONS = ("accumulator", "synapse", "output")
 class UnitSpec:
     """One layer of H units (no weights: those sit on the Dense in front of it).
 
-    kind: ``"cmru"``, ``"bmru"`` or ``"fq-bmru"``.
+    kind: a deployable kind of :data:`cmru_neuro.unit_kinds.UNIT_KINDS` (``"cmru"``,
+        ``"bmru"``, ``"fq-bmru"``); its ``level_rule`` is the update.
     bias: ``(S*H,)`` added to the accumulated input; rows ``:H`` candidate, ``H:`` threshold
         (``S = 2``, threshold from the input) or only candidate (``S = 1``).
     threshold: ``(H,)`` fixed ``|beta|`` when ``S = 1`` (first quadrant: ``beta_hi``).
@@ -177,7 +178,8 @@ def saturate(values: np.ndarray, fixed_point: bool) -> tuple[np.ndarray, int]:
 
 
 class UnitStep(NamedTuple):
-    """One step of a layer of units; arrays ``(..., S*H)`` / ``(..., H)``.
+    """One step of a layer of units; arrays ``(..., S*H)`` / ``(..., H)``; ``message``: what
+    the layer sends, its changes or its events (:attr:`UnitSpec.output`).
 
     Saturation counts: clipped accumulator values (``sigma``), currents (``sigma + bias``)
     and levels (only CMRU's can reach the limit).
@@ -185,7 +187,7 @@ class UnitStep(NamedTuple):
 
     sigma: np.ndarray
     level: np.ndarray
-    events: np.ndarray
+    message: np.ndarray
     accumulator_saturations: int
     current_saturations: int
     state_saturations: int
@@ -200,7 +202,7 @@ def unit_step(unit, sigma, level, dendrite, reset, fixed_point: bool, accumulate
     ``(..., S*H)``: what the Dense delivers this step (``W delta``); ``reset``: start a new
     sequence from ``initial_level`` before this step's update (bool or ``(..., 1)``).
     ``accumulate``: ``sigma += dendrite`` (the input is delta-encoded), else ``sigma =
-    dendrite`` (the upstream sends events). Events: ``level_new - level`` (output
+    dendrite`` (the upstream sends events). The message: ``level_new - level`` (output
     ``"changes"``) or ``z sign(c)`` (output ``"events"``).
     """
     wide = np.int64 if fixed_point else np.float64
@@ -211,7 +213,8 @@ def unit_step(unit, sigma, level, dendrite, reset, fixed_point: bool, accumulate
     hidden = level.shape[-1]
     candidate = current[..., :hidden]
     start = np.where(reset, np.asarray(unit.initial_level, wide), level)
-    if unit.kind == "fq-bmru":
+    rule = unit_kind(unit.kind).level_rule
+    if rule == "set-reset":
         candidate = np.maximum(candidate, 0)
         set_ = candidate >= np.asarray(unit.threshold, wide)
         clear = candidate < np.asarray(unit.threshold_low, wide)
@@ -220,10 +223,10 @@ def unit_step(unit, sigma, level, dendrite, reset, fixed_point: bool, accumulate
         threshold = current[..., hidden:] if current.shape[-1] == 2 * hidden else unit.threshold
         gate = np.abs(candidate) >= np.abs(np.asarray(threshold, wide))
         direction = np.where(candidate >= 0, 1, -1)
-        new = start + gate * direction if unit.kind == "cmru" else np.where(gate, direction, start)
+        new = start + gate * direction if rule == "count" else np.where(gate, direction, start)
     new, state_saturations = saturate(new.astype(wide), fixed_point)
-    events = (gate * direction).astype(wide) if unit.output == "events" else new - level
-    return UnitStep(sigma, new, events, accumulator_saturations, current_saturations, state_saturations)
+    message = (gate * direction).astype(wide) if unit.output == "events" else new - level
+    return UnitStep(sigma, new, message, accumulator_saturations, current_saturations, state_saturations)
 
 
 class ReadoutStep(NamedTuple):
@@ -287,7 +290,7 @@ class Simulation:
 
     outputs: ``(T, B, O)`` readout values per step (int64 in fixed point, in units of
         ``2**readout.exponent``).
-    events: per layer, the number of non-zero events sent.
+    messages: per layer, the number of non-zero values it sent (changes or events).
     saturations: ``{"layer 0 accumulator": n, "layer 0 current": n, "layer 0 state": n, ...,
         "readout accumulator": n, "readout synapse": n, "readout output": n}``, only non-zero
         counts. An accumulator saturation breaks the sigma-delta reconstruction (Lava
@@ -296,7 +299,7 @@ class Simulation:
     """
 
     outputs: np.ndarray
-    events: list
+    messages: list
     saturations: dict = field(default_factory=dict)
     largest_level: list = field(default_factory=list)
 
@@ -338,7 +341,7 @@ def simulate_encoded(spec: NetworkSpec, source: np.ndarray) -> Simulation:
     levels = [np.zeros((batch, layer.unit.hidden_size), wide) for layer in spec.layers]
     readout_state = [np.zeros((batch, spec.output_size), wide)] * 3  # sigma, synapse, output
     outputs = np.zeros((steps, batch, spec.output_size), wide)
-    events = [0] * len(spec.layers)
+    messages = [0] * len(spec.layers)
     largest = [0] * len(spec.layers)
     counts: dict = {}
     previous = np.zeros_like(source[0])
@@ -348,8 +351,8 @@ def simulate_encoded(spec: NetworkSpec, source: np.ndarray) -> Simulation:
         for i, layer in enumerate(spec.layers):
             step = unit_step(layer.unit, sigmas[i], levels[i], delta @ layer.weights.T, t == 0, spec.fixed_point,
                              spec.accumulates(i))
-            sigmas[i], levels[i], delta = step.sigma, step.level, step.events
-            events[i] += int(np.count_nonzero(delta))
+            sigmas[i], levels[i], delta = step.sigma, step.level, step.message
+            messages[i] += int(np.count_nonzero(delta))
             largest[i] = max(largest[i], float(np.max(np.abs(step.level))))
             for part, value in zip(UNIT_SATURATIONS, step[3:]):
                 _count(counts, f"layer {i} {part}", value)
@@ -358,7 +361,7 @@ def simulate_encoded(spec: NetworkSpec, source: np.ndarray) -> Simulation:
         readout_state, outputs[t] = readout[:3], readout.output
         for part, value in zip(READOUT_SATURATIONS, readout[3:]):
             _count(counts, f"readout {part}", value)
-    return Simulation(outputs, events, counts, largest)
+    return Simulation(outputs, messages, counts, largest)
 
 
 def _count(counts: dict, name: str, value: int) -> None:
@@ -378,7 +381,7 @@ def logits(spec: NetworkSpec, outputs: np.ndarray) -> Tensor:
 
 
 __all__ = [
-    "DECAY_BITS", "DECAY_UNIT", "KINDS", "READOUT_SATURATIONS", "RESET_MECHANISMS", "STATE_BITS", "STATE_LIMIT",
+    "DECAY_BITS", "DECAY_UNIT", "READOUT_SATURATIONS", "RESET_MECHANISMS", "STATE_BITS", "STATE_LIMIT",
     "UNIT_OUTPUTS", "UNIT_SATURATIONS", "LayerSpec", "NetworkSpec", "ReadoutSpec", "ReadoutStep", "Simulation",
     "UnitSpec", "UnitStep", "decay", "encode_inputs", "logits", "readout_step", "saturate", "simulate",
     "simulate_encoded", "unit_step",

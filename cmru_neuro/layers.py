@@ -35,7 +35,9 @@ class MemoryTrace(NamedTuple):
     """Per-step internals, time-first ``(T, B, H)`` (or batch-first like the outputs).
 
     gates:  z in {0, 1}: 1 where a unit updated.
-    events: e = z * sign(c) in {-1, 0, +1}: the state changes a unit sends downstream.
+    events: e = z * sign(c) in {-1, 0, +1} (:class:`~cmru_neuro.functional.Update`): what the
+            spiking front-ends emit; its level changes are ``levels`` differenced (equal to
+            the events for CMRU only: a BMRU already at +1 receiving +1 does not change).
     levels: integer level L_t: h_t = alpha * L_t + A_t * h_0 (A_t = 1 for CMRU).
     """
 
@@ -132,7 +134,8 @@ class MemoryUnit(nn.Module):
     #: True when ``currents()`` is the plain projection split and ``update()`` is
     #: :func:`~cmru_neuro.functional.hysteresis_update`, so a forward runs
     #: :func:`~cmru_neuro.functional.memory_sequence`. A subclass that changes either sets
-    #: it False (and runs its own update through the composed scan).
+    #: it False (and runs its own update through the composed scan); one that overrides
+    #: them without saying is refused at class creation (never skipped silently).
     fusable = True
     #: False where the unit's definition fixes epsilon (CMRU, BMRU, alpha-CMRU): an
     #: :class:`~cmru_neuro.EpsilonSchedule` leaves such units alone.
@@ -140,6 +143,16 @@ class MemoryUnit(nn.Module):
     #: Set True (e.g. by the trainer's rate penalty) to keep ``update_rate``, the mean gate
     #: of the last forward pass (a 0-d tensor with gradients).
     record_update_rate = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        overridden = [name for name in ("currents", "update") if name in vars(cls)]
+        if overridden and "fusable" not in vars(cls):
+            raise TypeError(
+                f"{cls.__name__} overrides {' and '.join(overridden)}(): set the class attribute "
+                "fusable = False (its forward then runs your update through the composed scan), "
+                "or fusable = True if functional.memory_sequence still computes it"
+            )
 
     def _streams(self) -> int:
         """How many H-wide currents the projection produces."""

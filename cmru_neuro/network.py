@@ -12,14 +12,11 @@ from typing import Optional, Sequence
 from torch import Tensor, nn
 
 from ._checks import check_choice, check_positive_int
-from .layers import MODES, BMRU, CMRU, AlphaCMRU, FirstQuadrantBMRU, MemoryTrace, MemoryUnit
+from .layers import MODES, MemoryTrace, MemoryUnit
+from .unit_kinds import UNIT_KINDS
 
-UNITS: dict[str, type[MemoryUnit]] = {
-    "cmru": CMRU,
-    "bmru": BMRU,
-    "acmru": AlphaCMRU,
-    "fq-bmru": FirstQuadrantBMRU,
-}
+#: the layer class of every unit kind (read from :data:`cmru_neuro.unit_kinds.UNIT_KINDS`)
+UNITS: dict[str, type[MemoryUnit]] = {name: kind.layer_class() for name, kind in UNIT_KINDS.items()}
 READOUTS = ("last", "mean", "sequence")
 
 

@@ -25,7 +25,6 @@ from torch import Tensor
 from ._checks import check_positive_int, check_sequence
 from .golden import (
     DECAY_UNIT,
-    KINDS,
     STATE_BITS,
     STATE_LIMIT,
     LayerSpec,
@@ -43,6 +42,7 @@ from .golden import (
     unit_step,
 )
 from .network import MemoryNetwork
+from .unit_kinds import DEPLOYABLE, neuron_kind, unit_kind
 
 MANTISSA_LIMIT = 127  # signed 8-bit mantissa; Lava's mixed-sign Dense weight is 2 * mantissa
 
@@ -65,17 +65,17 @@ def network_spec(model: MemoryNetwork | torch.nn.Sequential) -> NetworkSpec:
             f"model: expected a cmru_neuro.network.MemoryNetwork, or an nn.Sequential / Norse "
             f"SequentialState pipeline, got {type(model).__name__}"
         )
-    if model.unit_name not in KINDS:
+    kind = unit_kind(model.unit_name)
+    if not kind.deployable:
         raise ValueError(
             f"model: unit {model.unit_name!r} has no integer form (alpha-CMRU's step is an input-"
-            f"dependent softplus); expected one of {', '.join(map(repr, KINDS))}"
+            f"dependent softplus); expected one of {', '.join(map(repr, DEPLOYABLE))}"
         )
-    deployed_epsilon = 1.0 if model.unit_name == "cmru" else 0.0
     for index, unit in enumerate(model.units):
-        if unit.epsilon != deployed_epsilon:
+        if unit.epsilon != kind.epsilon:
             raise ValueError(
                 f"model: layer {index} has epsilon {unit.epsilon!r}; a {model.unit_name} deploys at "
-                f"epsilon {deployed_epsilon:g} (finish the epsilon annealing first)"
+                f"epsilon {kind.epsilon:g} (finish the epsilon annealing first)"
             )
     layers = []
     step = np.ones(model.units[0].input_size)  # what one unit of the layer's input is worth
@@ -89,16 +89,16 @@ def network_spec(model: MemoryNetwork | torch.nn.Sequential) -> NetworkSpec:
         hidden = unit.hidden_size
         threshold = np.zeros(hidden)
         threshold_low = np.zeros(hidden)
-        if model.unit_name == "fq-bmru":
+        if kind.level_rule == "set-reset":
             threshold = unit.threshold_high.detach().double().numpy()
             threshold_low = unit.threshold_low.detach().double().numpy()
             initial = np.where(initial >= 0, 1.0, 0.0)  # s_0 = H(initial_level)
         elif unit.threshold_mode == "fixed":
             threshold = unit.threshold.detach().double().numpy()
         next_offset = np.zeros(hidden)  # h = alpha * level ...
-        if model.unit_name == "cmru":  # ... + h_0 for CMRU: the level counts events from 0
+        if kind.level_rule == "count":  # ... + h_0 for CMRU: the level counts events from 0
             initial, next_offset = np.zeros(hidden), alpha * initial
-        elif model.unit_name == "bmru":  # bistable from the start, sign(0) = +1
+        elif kind.level_rule == "latch":  # bistable from the start, sign(0) = +1
             initial = np.where(initial >= 0, 1.0, -1.0)
         unit_spec = UnitSpec(model.unit_name, bias + weights @ offset, threshold, threshold_low, initial)
         layers.append(LayerSpec(weights * step, unit_spec))
@@ -188,13 +188,13 @@ def _neuron_unit(neuron, bias: np.ndarray, where: str):
     def vector(value, name):
         return _per_unit(value, hidden, name, where)
 
-    kind = "cmru" if neuron.epsilon == 1 else "bmru"
+    kind = neuron_kind(neuron.epsilon, neuron.step_from_input, where)
     alpha = vector(neuron.alpha, "alpha")
     if np.any(alpha == 0):
         raise ValueError(f"{where}: expected alpha non-zero (the level spacing), got zeros")
     h0 = vector(0.0 if neuron.h0 is None else neuron.h0, "h0")
     threshold = np.zeros(hidden) if neuron.threshold_from_input else np.abs(vector(neuron.threshold, "threshold"))
-    if kind == "cmru":  # the level counts events from 0; h_0 goes into the next bias
+    if kind.level_rule == "count":  # the level counts events from 0; h_0 goes into the next bias
         initial, offset = np.zeros(hidden), h0
     else:
         initial, offset = h0 / alpha, np.zeros(hidden)
@@ -206,7 +206,7 @@ def _neuron_unit(neuron, bias: np.ndarray, where: str):
     else:
         factor = getattr(neuron, "graded_spikes_factor", 1.0)  # snnTorch's spike scale
         scale, offset, output = vector(factor, "graded_spikes_factor"), np.zeros(hidden), "events"
-    unit = UnitSpec(kind, bias, threshold, np.zeros(hidden), initial, output=output)
+    unit = UnitSpec(kind.name, bias, threshold, np.zeros(hidden), initial, output=output)
     return unit, scale, offset
 
 
@@ -368,7 +368,7 @@ def dequantize(spec: NetworkSpec, model: MemoryNetwork) -> MemoryNetwork:
     saturates (float32 is exact on these values).
     """
     _check_fixed_point(spec)
-    if model.unit_name == "fq-bmru":
+    if unit_kind(model.unit_name).level_rule == "set-reset":
         options = {"rectify_input": spec.rectify_input}
     else:
         options = {"threshold": model.units[0].threshold_mode}
@@ -384,7 +384,7 @@ def dequantize(spec: NetworkSpec, model: MemoryNetwork) -> MemoryNetwork:
             target.projection.weight.copy_(_tensor(layer.weights * scale / step))
             target.projection.bias.copy_(_tensor(unit.bias * scale))
             target.alpha.fill_(1.0)
-            if unit.kind == "fq-bmru":
+            if unit_kind(unit.kind).level_rule == "set-reset":
                 target.initial_level.copy_(_tensor(2.0 * unit.initial_level - 1.0))  # H(+-1)
                 target.raw_threshold_low.copy_(_tensor(unit.threshold_low * scale))
                 width = (unit.threshold - unit.threshold_low) * scale
@@ -415,23 +415,6 @@ def _check_fixed_point(spec) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def classification_correct(outputs: Tensor, targets: Tensor) -> tuple[int, int]:
-    """Default scorer, ``(number correct, number of decisions)``: class targets ``(B,)``
-    against logits ``(B, O)`` (argmax), or 0/1 targets shaped like the outputs (logit > 0
-    means 1, as :meth:`cmru_neuro.tasks.Task.correct`)."""
-    if targets.dim() == 1 and not targets.is_floating_point():
-        if outputs.dim() != 2 or outputs.shape[0] != targets.shape[0]:
-            raise ValueError(f"targets: expected ({outputs.shape[0]},) class indices for outputs "
-                             f"{tuple(outputs.shape)}, got {tuple(targets.shape)}")
-        hits = outputs.argmax(dim=-1) == targets
-    elif targets.shape == outputs.shape:
-        hits = (outputs > 0) == (targets > 0.5)
-    else:
-        raise ValueError(f"targets: expected class indices (B,) or binary targets shaped like the "
-                         f"outputs {tuple(outputs.shape)}, got {tuple(targets.shape)}")
-    return int(hits.sum()), hits.numel()
-
-
 @dataclass(frozen=True)
 class AccuracyReport:
     """Float model vs integer model on one batch; accuracies in percent.
@@ -457,12 +440,12 @@ class AccuracyReport:
 
 
 def accuracy_report(
-    model: MemoryNetwork, spec: NetworkSpec, inputs: Tensor, targets: Tensor, *, correct=classification_correct
+    model: MemoryNetwork, spec: NetworkSpec, inputs: Tensor, targets: Tensor, *, correct
 ) -> AccuracyReport:
     """Accuracy of the float ``model`` and of the integer ``spec`` on ``inputs`` ``(T, B, F)``.
 
-    ``correct(outputs, targets) -> (hits, decisions)``: the scorer; pass a task's
-    :meth:`~cmru_neuro.tasks.Task.correct` to score as the task does (its targets layout).
+    ``correct(outputs, targets) -> (hits, decisions)``: the scorer, a task's
+    :meth:`~cmru_neuro.tasks.Task.correct` (the task knows its targets' layout).
     """
     _check_fixed_point(spec)
     with torch.no_grad():
@@ -479,7 +462,7 @@ def accuracy_report(
 
 __all__ = [
     "AccuracyReport", "LayerSpec", "NetworkSpec", "Quantized", "ReadoutSpec", "ReadoutStep", "Simulation",
-    "UnitSpec", "UnitStep", "accuracy_report", "classification_correct", "dequantize", "encode_inputs", "logits",
+    "UnitSpec", "UnitStep", "accuracy_report", "dequantize", "encode_inputs", "logits",
     "network_spec", "pipeline_spec", "quantize", "readout_step", "saturate", "simulate", "unit_step",
     "weight_lattice",
 ]

@@ -41,10 +41,12 @@ from torch import Tensor, nn
 from . import functional as F
 from ._checks import check_choice, check_positive_int, check_real_tensor
 from .layers import MODES
+from .unit_kinds import UNIT_KINDS
 
 
 class MemoryNeuron(snntorch.SpikingNeuron):
-    """Base of the snnTorch memory neurons; subclasses fix ``epsilon`` and the step source.
+    """Base of the snnTorch memory neurons; each subclass is one ``kind`` of the unit-kind
+    registry, which fixes ``epsilon`` and the step source.
 
     Args:
         threshold: hysteresis half-width ``|beta|`` (scalar, or ``(size,)``).
@@ -62,8 +64,17 @@ class MemoryNeuron(snntorch.SpikingNeuron):
         mode: ``"parallel"`` (prefix sum / scan) or ``"sequential"`` for ``sequence``.
     """
 
-    epsilon: float = 1.0
-    step_from_input: bool = False
+    #: its entry in :data:`cmru_neuro.unit_kinds.UNIT_KINDS`
+    kind = UNIT_KINDS["cmru"]
+
+    @property
+    def epsilon(self) -> float:
+        return self.kind.epsilon
+
+    @property
+    def step_from_input(self) -> bool:
+        """alpha-CMRU: the step ``softplus(a_t)`` comes from the input's last block."""
+        return self.kind.step_from_input
 
     def __init__(
         self,
@@ -262,14 +273,14 @@ class CMRU(MemoryNeuron):
 class BMRU(MemoryNeuron):
     """Bistable memory neuron: set to ``alpha sign(c_t)`` where ``|c_t| >= |beta|``, else hold."""
 
-    epsilon = 0.0
+    kind = UNIT_KINDS["bmru"]
     init_bmru = MemoryNeuron.reset_mem
 
 
 class AlphaCMRU(MemoryNeuron):
     """Relaxed CMRU: steps by ``softplus(a_t)``, ``a_t`` the last block of the input."""
 
-    step_from_input = True
+    kind = UNIT_KINDS["acmru"]
     init_alpha_cmru = MemoryNeuron.reset_mem
 
     def __init__(self, threshold: float | Tensor = 1.0, spike_grad=None, **kwargs):

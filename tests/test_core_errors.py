@@ -122,3 +122,24 @@ def test_schedule_rejects_negative_lengths():
 def test_lru_ring_must_be_ordered():
     with pytest.raises(ValueError, match="r_min, r_max"):
         LRU(5, 4, r_min=0.99, r_max=0.9)
+
+
+def test_a_unit_that_changes_its_update_must_say_whether_it_is_fusable():
+    """Overriding currents() or update() without the class attribute would be skipped by the
+    fused path silently: refused at class creation, accepted once fusable is stated."""
+    with pytest.raises(TypeError, match=r"Scaled overrides currents\(\): set the class attribute fusable = False"):
+        class Scaled(MemoryUnit):
+            def currents(self, x):
+                return super().currents(2 * x)
+
+    class Stated(MemoryUnit):
+        fusable = False
+
+        def currents(self, x):
+            return super().currents(2 * x)
+
+    torch.manual_seed(0)
+    unit, x = Stated(3, 4), torch.randn(6, 2, 3)
+    reference = MemoryUnit(3, 4)
+    reference.load_state_dict(unit.state_dict())
+    assert torch.equal(unit(x)[0], reference(2 * x)[0])

@@ -128,14 +128,14 @@ def test_membrane_updates_equal_neurobench_membrane_updates(threshold, zeros):
     cmru = next(layer for layer in counts.layers if layer.kind == "CMRU")
     assert cmru.membrane_updates == pytest.approx(metric.neuron_membrane_updates["CMRU"] / 4)
     # by definition NeuroBench counts state changes (and every unit once), we every step
-    assert cmru.membrane_updates == pytest.approx(8 + sum(cmru.events_per_step[1:]))
+    assert cmru.membrane_updates == pytest.approx(8 + sum(cmru.changes_per_step[1:]))
     assert cmru.membrane_updates < cmru.neuron_updates
 
 
 def test_membrane_updates_of_memory_units_are_first_step_and_state_changes():
     net = MemoryNetwork(6, (8,), 3, unit="cmru")
     layer = count_operations(net, torch.randn(30, 4, 6)).layers[0]
-    assert layer.membrane_updates == pytest.approx(8 + sum(layer.events_per_step[1:]))
+    assert layer.membrane_updates == pytest.approx(8 + sum(layer.changes_per_step[1:]))
     assert "membrane upd" in estimate_energy(net, torch.randn(30, 4, 6), "cpu").table()
 
 
@@ -221,7 +221,7 @@ def test_a_settled_cmru_on_constant_input_costs_only_static_energy(profile):
 
     short, long = run(20), run(80)
     unit = long.counts.layers[0]
-    assert unit.events_per_step[12:] == [0.0] * 68
+    assert unit.changes_per_step[12:] == [0.0] * 68
     assert long.energy.dynamic == short.energy.dynamic  # exactly: no float cancellation
     extra_static = get_profile(profile).value("static_power") * 60 * long.step_duration
     assert long.energy.static - short.energy.static == pytest.approx(
@@ -235,7 +235,7 @@ def test_a_quiet_unit_sends_nothing_to_the_readout():
     net = _pulse_network()
     counts = count_operations(net, _pulses(0)).layers
     unit, readout = counts
-    assert unit.output_events == 0 and readout.event_macs + readout.event_acs == 0
+    assert unit.messages_out == 0 and readout.message_macs + readout.message_acs == 0
     assert readout.dense_ops == 40 * 4 * 3
 
 
@@ -250,11 +250,11 @@ def test_memory_network_counts_match_its_traces():
     for layer, trace, (fan_in, width) in zip(counts.layers, traces, [(6, 8), (8, 5)]):
         assert layer.state_changes == pytest.approx(float(trace.events.detach().abs().sum()) / 4)
         assert layer.gate_openings == pytest.approx(float(trace.gates.detach().sum()) / 4)
-        assert sum(layer.events_per_step) == pytest.approx(layer.state_changes)
-        assert len(layer.events_per_step) == 30
+        assert sum(layer.changes_per_step) == pytest.approx(layer.state_changes)
+        assert len(layer.changes_per_step) == 30
         assert layer.dense_ops == 30 * fan_in * 2 * width
         assert layer.neuron_updates == 30 * width
-        assert layer.event_macs + layer.event_acs <= layer.dense_ops
+        assert layer.message_macs + layer.message_acs <= layer.dense_ops
         assert layer.active_updates <= layer.neuron_updates
     assert counts.layers[-1].dense_ops == 5 * 3  # readout "last": one step
     assert counts.time_steps == 30 and counts.samples == 4
@@ -268,7 +268,7 @@ def test_a_bmru_reasserting_its_state_opens_its_gate_without_a_change():
         unit.initial_level.fill_(-1.0)  # start at -alpha; the input pushes to +alpha
     counts = count_operations(unit, torch.ones(10, 1, 1)).layers[0]
     assert counts.gate_openings == 30
-    assert counts.state_changes == 3 and counts.events_per_step == [3.0] + [0.0] * 9
+    assert counts.state_changes == 3 and counts.changes_per_step == [3.0] + [0.0] * 9
 
 
 def test_layouts_give_the_same_counts():
@@ -298,7 +298,7 @@ def test_baselines_and_norse_counts():
     spikes, _ = lif(current)
     counts = count_operations(lif, current).layers[0]
     assert counts.neuron_updates == T * H and counts.state_variables == 2
-    assert counts.output_events == pytest.approx(float(spikes.detach().sum()) / B)
+    assert counts.messages_out == pytest.approx(float(spikes.detach().sum()) / B)
 
 
 def test_the_papers_block_models_are_counted():

@@ -53,18 +53,18 @@ def test_stepwise_and_sequence_neurons_count_the_same_events():
         for name in (
             "dense_ops",
             "effective_macs",
-            "event_macs",
-            "event_acs",
+            "message_macs",
+            "message_acs",
             "neuron_updates",
             "membrane_updates",
             "state_changes",
-            "output_events",
+            "messages_out",
         ):
             assert getattr(a, name) == pytest.approx(getattr(b, name)), (a.name, name)
     _, neuron, out = sequence
     assert neuron.neuron_updates == 25 * 4 and neuron.state_changes > 0
-    assert out.event_acs == pytest.approx(neuron.state_changes * 2)  # events x fan-out 2
-    assert sum(neuron.events_per_step) == pytest.approx(neuron.state_changes)
+    assert out.message_acs == pytest.approx(neuron.state_changes * 2)  # events x fan-out 2
+    assert sum(neuron.changes_per_step) == pytest.approx(neuron.state_changes)
 
 
 def test_a_quiet_snntorch_memory_neuron_sends_nothing():
@@ -75,6 +75,6 @@ def test_a_quiet_snntorch_memory_neuron_sends_nothing():
     x = torch.randn(30, 2, 3)
     report = estimate_energy(net, x, "loihi", time_first=True)
     neuron = report.counts.layers[1]
-    assert neuron.state_changes == 0 and report.counts.layers[2].event_acs == 0
+    assert neuron.state_changes == 0 and report.counts.layers[2].message_acs == 0
     assert neuron.active_updates == 4  # the first step only
     assert neuron.membrane_updates == 4  # NeuroBench: every unit once, then state changes

@@ -61,7 +61,7 @@ def test_fixed_point_equals_the_integer_model_bit_for_bit(kind, threshold, seed,
     assert np.array_equal(run.outputs, quant.simulate(quantized.spec, inputs).outputs)
     assert run.saturations == run.reference.saturations == {}
     # events differ only at the first step of each sequence (the reference starts from 0)
-    for lava_events, reference_events, size in zip(run.events, run.reference.events, sizes):
+    for lava_events, reference_events, size in zip(run.messages, run.reference.messages, sizes):
         assert abs(lava_events - reference_events) <= 3 * size
 
 
@@ -82,7 +82,7 @@ def test_one_sequence_sends_exactly_the_reference_events():
     model = random_network("cmru", "input", 8)
     inputs = inputs_for(8, length=25, batch=1)
     run = run_on_lava(quant.quantize(model, inputs).spec, inputs, timeout=45)
-    assert run.events == run.reference.events
+    assert run.messages == run.reference.messages
     assert run.steps == 25 + 3  # two unit layers: three Dense delays
 
 
@@ -137,7 +137,7 @@ def test_deploy_command_reports_parity_accuracy_and_events(trained_checkpoint, c
     assert cli.main(["deploy", str(trained_checkpoint), "--sequences", "8", "--float"]) == 0
     out = capsys.readouterr().out
     assert "parity: Lava fixed point vs integer model: bit-exact (0 of 640 outputs differ)" in out
-    assert "accuracy on 8 test sequences: float" in out and "events sent:" in out
+    assert "accuracy on 8 test sequences: float" in out and "messages sent:" in out
     assert "Lava floating point vs torch: largest output difference" in out
 
 
@@ -287,7 +287,7 @@ def test_snntorch_pipeline_on_lava_fixed_point_is_bit_exact(seed, reset_mechanis
     run = run_on_lava(spec, inputs, timeout=60)
     assert np.array_equal(run.outputs, run.reference.outputs)
     assert run.saturations == run.reference.saturations == {}
-    assert all(run.events) and np.any(run.outputs)
+    assert all(run.messages) and np.any(run.outputs)
 
 
 @pytest.mark.timeout(90)
@@ -368,7 +368,7 @@ def test_a_binary_dense_after_our_units_is_refused():
 
     graph = to_lava(quant.quantize(random_network("cmru", "input", 12), inputs_for(12)).spec, sequence_length=10)
     with pytest.raises(ValueError, match=r"cmru1.s_out -> binary: expected num_message_bits > 0 .* a binary "
-                                         r"Dense turns -1 events into \+1"):
+                                         r"Dense turns -1 messages into \+1"):
         graph.units[-1].s_out.connect(Dense(weights=np.ones((2, 5)), name="binary").s_in)
     backwards = Dense(weights=np.ones((2, 6)), name="backwards")
     backwards.s_in.connect_from(graph.units[0].s_out)  # Lava's other way in: checked before run()

@@ -74,7 +74,7 @@ def test_every_figure_has_a_status_and_a_citation(name):
 
 def test_loihi2_per_op_values_are_all_assumed():
     loihi2 = get_profile("loihi2")
-    for field in ("mac", "ac", "neuron_update", "event_out"):
+    for field in ("mac", "ac", "neuron_update", "message_out"):
         assert loihi2.figure(field).status == "assumed"
     assert set(loihi2.flagged_figures()) >= {"mac", "ac", "neuron_update"}
 

@@ -94,7 +94,7 @@ def test_step_gate_rule_and_levels(dendrite, level):
     gate = np.abs(candidate) >= np.abs(threshold)
     direction = np.where(candidate >= 0, 1, -1)
     cmru = quant.unit_step(unit("cmru", 4), np.zeros((3, 8), np.int64), level, dendrite, False, True)
-    assert np.array_equal(cmru.events, gate * direction)
+    assert np.array_equal(cmru.message, gate * direction)
     assert np.array_equal(cmru.level, level + gate * direction)
     bistable = np.where(level >= 0, 1, -1)
     bmru = quant.unit_step(unit("bmru", 4), np.zeros((3, 8), np.int64), bistable, dendrite, False, True)
@@ -109,7 +109,7 @@ def test_step_gate_rule_and_levels(dendrite, level):
 def test_step_reset_starts_from_the_initial_level():
     step = quant.unit_step(unit("bmru", 2, initial=-1), np.zeros(4), np.array([1, 1]),
                            np.array([0, 0, 5, 5]), True, True)
-    assert step.level.tolist() == [-1, -1] and step.events.tolist() == [-2, -2]
+    assert step.level.tolist() == [-1, -1] and step.message.tolist() == [-2, -2]
 
 
 def test_step_saturates_and_counts():
@@ -119,7 +119,7 @@ def test_step_saturates_and_counts():
                            np.array([5, 0, 0, 0]), False, True)
     assert step.sigma.tolist() == [limit, 0, 0, 0]
     assert step.level.tolist() == [limit, 4]
-    assert step.events.tolist() == [0, 1]
+    assert step.message.tolist() == [0, 1]
     assert step[3:] == (1, 1, 1)  # sigma, current, level
     float_step = quant.unit_step(cmru, np.array([limit, 0, 0, 0.0]), np.array([limit, 3.0]),
                                  np.array([5.0, 0, 0, 0]), False, False)
@@ -158,7 +158,7 @@ def test_events_are_the_state_changes():
     quantized = quant.quantize(model, inputs)
     with torch.no_grad():
         _, traces = quant.dequantize(quantized.spec, model)(on_grid(quantized.spec, inputs), return_traces=True)
-    assert quant.simulate(quantized.spec, inputs).events == [int(traces[0].events.abs().sum())]
+    assert quant.simulate(quantized.spec, inputs).messages == [int(traces[0].events.abs().sum())]
 
 
 def test_saturation_is_counted_and_reported():
@@ -190,14 +190,6 @@ def test_trained_model_loses_at_most_one_point(cell, task, options):
     assert report.difference >= -1.0, report
     assert not report.saturations
     assert "difference" in str(report)
-
-
-def test_default_scorer_of_classes_and_per_step_binary_targets():
-    logits = torch.tensor([[0.1, 2.0], [3.0, -1.0], [0.0, 0.0]])
-    assert quant.classification_correct(logits, torch.tensor([1, 0, 1])) == (2, 3)
-    outputs = torch.tensor([[[0.5, -1.0]], [[0.0, 2.0]]])
-    targets = torch.tensor([[[1.0, 0.0]], [[1.0, 1.0]]])  # a logit of 0 means 0
-    assert quant.classification_correct(outputs, targets) == (3, 4)
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -242,13 +234,6 @@ def test_float_spec_is_not_an_integer_model():
     model = random_network("cmru", "input", 0)
     with pytest.raises(TypeError, match="spec: expected an integer NetworkSpec"):
         quant.dequantize(quant.network_spec(model), model)
-
-
-def test_targets_must_fit_the_outputs():
-    with pytest.raises(ValueError, match=r"targets: expected \(3,\) class indices"):
-        quant.classification_correct(torch.zeros(3, 2), torch.zeros(4, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"targets: expected class indices \(B,\) or binary targets"):
-        quant.classification_correct(torch.zeros(3, 2), torch.zeros(3, 3))
 
 
 def test_quant_and_the_lava_adapter_import_without_lava():
@@ -322,7 +307,7 @@ def test_snntorch_pipeline_spec_computes_what_the_pipeline_computes(case):
     assert [layer.unit.output for layer in spec.layers] == [
         "changes" if "state" in name else "events" for name in case[:2]]
     run = quant.simulate(spec, inputs)
-    assert sum(run.events) > 0
+    assert sum(run.messages) > 0
     np.testing.assert_allclose(run.outputs, run_snntorch(net, inputs).double().numpy(), atol=1e-5)
 
 

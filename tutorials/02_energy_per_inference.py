@@ -82,7 +82,7 @@ my_chip = {
         "ac": {"value": "5 pJ", "status": "assumed", "source": "guess"},
         "mac": {"value": "20 pJ", "status": "assumed", "source": "guess"},
         "neuron_update": {"value": "10 pJ", "status": "assumed", "source": "guess"},
-        "event_out": {"value": "2 pJ", "status": "assumed", "source": "guess"},
+        "message_out": {"value": "2 pJ", "status": "assumed", "source": "guess"},
         "static_power": {"value": "1 mW", "status": "assumed", "source": "guess"},
         "step_duration": {"value": "1 ms", "status": "assumed", "source": "guess"},
     },

@@ -54,7 +54,7 @@ print("integer vs float:", accuracy_report(model, quantized.spec, inputs, target
 # %% [markdown]
 # ## 3. The Lava process graph
 # `to_lava` builds `Dense -> unit -> Dense -> ... -> Readout`. Units send their state
-# changes as graded events and each receiver accumulates them (sigma-delta style), so
+# changes as graded messages and each receiver accumulates them (sigma-delta style), so
 # traffic scales with state changes. Each Dense adds one step of delay; `run_on_lava`
 # accounts for it and returns outputs aligned with the torch model.
 
@@ -72,7 +72,7 @@ fixed = run_on_lava(quantized.spec, inputs, timeout=300)
 assert (fixed.outputs == fixed.reference.outputs).all(), "Lava fixed point differs from the integer model"
 hits, decisions = task.correct(fixed.logits, targets)
 print(f"Lava fixed point: bit-exact with the integer model; accuracy {100 * hits / decisions:.1f}%; "
-      f"{sum(fixed.events)} events in {fixed.steps} steps")
+      f"{sum(fixed.messages)} messages in {fixed.steps} steps")
 
 floating = run_on_lava(model, inputs, timeout=300)
 with torch.no_grad():

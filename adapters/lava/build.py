@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from cmru_neuro.golden import DECAY_UNIT, KINDS, STATE_LIMIT, UNIT_OUTPUTS, NetworkSpec
+from cmru_neuro.golden import DECAY_UNIT, STATE_LIMIT, NetworkSpec
+from cmru_neuro.unit_kinds import unit_kind
 from cmru_neuro.network import MemoryNetwork
 from cmru_neuro.quant import network_spec
 
@@ -77,11 +78,7 @@ def check_spec(spec: NetworkSpec) -> None:
     size = spec.input_size
     for index, layer in enumerate(spec.layers):
         unit = layer.unit
-        if unit.kind not in KINDS:
-            raise ValueError(f"layer {index}: expected a unit kind in {KINDS}, got {unit.kind!r}")
-        if unit.output not in UNIT_OUTPUTS or (unit.kind == "fq-bmru" and unit.output != "changes"):
-            raise ValueError(f"layer {index}: expected output in {UNIT_OUTPUTS} ('changes' for fq-bmru), "
-                             f"got {unit.output!r}")
+        unit_kind(unit.kind, f"layer {index} kind").check_deployed(unit.output, unit.streams, f"layer {index}")
         expected = (unit.streams * unit.hidden_size, size)
         if layer.weights.shape != expected or unit.bias.shape != (expected[0],):
             raise ValueError(
@@ -144,18 +141,18 @@ def build_graph(spec: NetworkSpec, sequence_length: int, sequences: int | None) 
 
     if isinstance(sequence_length, bool) or not isinstance(sequence_length, int) or sequence_length < 1:
         raise ValueError(f"sequence_length: expected a positive integer, got {sequence_length!r}")
-    unit_processes = {"cmru": processes.CMRU, "bmru": processes.BMRU, "fq-bmru": processes.FirstQuadrantBMRU}
     fixed = {"sign_mode": SignMode.MIXED, "weight_exp": 0, "num_weight_bits": 8} if spec.fixed_point else {}
     denses, units = [], []
     for index, layer in enumerate(spec.layers):
         unit = layer.unit
         dense = Dense(weights=layer.weights, num_message_bits=PAYLOAD_BITS, name=f"dense{index}", **fixed)
-        process = unit_processes[unit.kind](
+        kind = unit_kind(unit.kind)
+        process = getattr(processes, kind.lava_process)(
             shape=(unit.hidden_size,), streams=unit.streams, bias=unit.bias,
             threshold=unit.threshold, initial_level=unit.initial_level, sequence_length=sequence_length,
             reset_offset=index + 2, sequences=sequences, output=unit.output,
             accumulate=spec.accumulates(index), name=f"{unit.kind}{index}",
-            **({"threshold_low": unit.threshold_low} if unit.kind == "fq-bmru" else {}),
+            **({"threshold_low": unit.threshold_low} if kind.level_rule == "set-reset" else {}),
         )
         if units:
             units[-1].s_out.connect(dense.s_in)

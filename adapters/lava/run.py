@@ -43,14 +43,15 @@ class LavaRun:
 
     outputs: ``(T, B, O)`` readout per step, aligned with the torch model (integers in
         fixed point, in units of ``2**spec.readout.exponent``); logits: the model's output.
-    events: per layer, non-zero events sent; saturations: as in :class:`Simulation`.
+    messages: per layer, the non-zero values it sent (its changes or events); saturations:
+        as in :class:`Simulation`.
     reference: the numpy golden model on the same inputs (validated before the run).
     steps: Lava time steps run; seconds: wall time of ``run()`` (compile and spawn included).
     """
 
     outputs: np.ndarray
     logits: Tensor
-    events: list
+    messages: list
     saturations: dict
     reference: Simulation
     steps: int
@@ -133,7 +134,7 @@ def run_on_lava(
                                       run_cfg=Loihi2SimCfg(select_tag=graph.select_tag)), timeout, "run")
         seconds = time.perf_counter() - started
         received = sink.data.get()
-        events = [int(unit.events_sent.get()[0]) for unit in graph.units]
+        messages = [int(unit.messages_sent.get()[0]) for unit in graph.units]
         counts = {}
         for index, unit in enumerate(graph.units):
             counts.update(zip((f"layer {index} {part}" for part in UNIT_SATURATIONS), unit.saturations.get()))
@@ -144,7 +145,7 @@ def run_on_lava(
     stream = received[:, graph.latency:graph.latency + batch * length]
     outputs = stream.reshape(spec.output_size, batch, length).transpose(2, 1, 0)
     outputs = np.rint(outputs).astype(np.int64) if spec.fixed_point else outputs.astype(np.float64)
-    return LavaRun(outputs, logits(spec, outputs), events, {k: int(v) for k, v in counts.items() if v},
+    return LavaRun(outputs, logits(spec, outputs), messages, {k: int(v) for k, v in counts.items() if v},
                    reference, steps, seconds)
 
 

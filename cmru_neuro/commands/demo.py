@@ -104,10 +104,10 @@ def _deploy(model, task, sequences: int, skip_lava: bool) -> dict:
     run = result.lava
     bit_exact = result.mismatched == 0
     summary["lava"] = {"sequences": sequences, "bit_exact": bit_exact, "accuracy": result.lava_accuracy,
-                       "events_sent": run.events, "steps": run.steps, "seconds": run.seconds}
+                       "messages_sent": run.messages, "steps": run.steps, "seconds": run.seconds}
     lines.append(f"Lava fixed point on {sequences} test sequences ({run.steps} steps, {run.seconds:.1f} s): "
                  f"bit-exact with the integer model: {'yes' if bit_exact else 'NO'}; "
-                 f"accuracy {result.lava_accuracy:.1f}%; events sent per layer {run.events}")
+                 f"accuracy {result.lava_accuracy:.1f}%; messages sent per layer {run.messages}")
     return {**summary, "lines": lines}
 
 

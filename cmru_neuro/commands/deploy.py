@@ -1,7 +1,7 @@
 """``cmru-neuro deploy``: quantize a trained checkpoint and run it on Lava's simulator.
 
 Prints the float, integer and Lava accuracies, whether Lava's fixed-point outputs equal the
-integer golden model bit for bit, and the events the units sent. Exit status 0 when they
+integer golden model bit for bit, and the messages the units sent. Exit status 0 when they
 are bit-exact, 1 when not, 2 on bad input (Lava missing included).
 """
 
@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
     length, batch = inputs.shape[:2]
     hidden = [layer.unit.hidden_size for layer in spec.layers]
     per_unit = ", ".join(f"layer {i}: {n} ({n / (length * batch * h):.3f} per unit per step)"
-                         for i, (n, h) in enumerate(zip(lava.events, hidden)))
-    print(f"events sent: {sum(lava.events)} in {lava.steps} steps ({sum(lava.events) / lava.steps:.2f} per step); {per_unit}")
+                         for i, (n, h) in enumerate(zip(lava.messages, hidden)))
+    print(f"messages sent: {sum(lava.messages)} in {lava.steps} steps ({sum(lava.messages) / lava.steps:.2f} per step); "
+          f"{per_unit}")
     saturations = ", ".join(f"{k}: {v}" for k, v in lava.saturations.items()) or "none"
     print(f"saturations: {saturations}; Lava run {lava.seconds:.1f} s (compile and spawn included)")
     if args.float:

@@ -1,13 +1,13 @@
 """The three energy models: which count each profile figure multiplies.
 
 Every model is linear in the figures: energy = sum over figures of value x quantity, where a
-quantity is a count (ops, updates, events, conversions) or a duration (s) times a number of
+quantity is a count (ops, updates, messages, conversions) or a duration (s) times a number of
 biased devices. Keeping the quantities explicit gives each figure's contribution, so a
 report can say how much of its total rests on assumed figures.
 
 - clocked digital: every op every step (dense synaptic ops; every unit updates every step);
-- event-driven digital: work proportional to events (synaptic ops = input events x fan-out;
-  memory units update only when an event reaches them or their gate opens; output events
+- event-driven digital: work proportional to messages (synaptic ops = input messages x fan-out;
+  memory units update only when a message reaches them or their gate opens; messages
   are sent);
 - analog: bias power x inference duration for every unit and weight, every product
   computed in place each step (if the profile prices it), plus converting the model's inputs
@@ -67,12 +67,12 @@ def layer_quantities(counts: LayerCounts, kind: str, duration: float) -> Quantit
         }
     if kind == "event-driven":
         return {
-            ("compute", "mac"): counts.event_macs,
-            ("compute", "ac"): counts.event_acs,
+            ("compute", "mac"): counts.message_macs,
+            ("compute", "ac"): counts.message_acs,
             ("compute", "neuron_update"): counts.active_updates,
-            ("memory", "weight_read"): counts.event_weight_reads,
-            ("memory", "state_access"): counts.event_state_accesses,
-            ("communication", "event_out"): counts.output_events,
+            ("memory", "weight_read"): counts.message_weight_reads,
+            ("memory", "state_access"): counts.active_state_accesses,
+            ("communication", "message_out"): counts.messages_out,
         }
     if kind == "analog":
         biased_units = counts.neurons if counts.state_variables else 0  # activations are diodes

@@ -2,7 +2,7 @@
 
 :func:`count_operations` runs the model once on example input and returns a
 :class:`~.counts.ModelCounts`: for every counted layer a :class:`~.counts.LayerCounts`
-(per inference, that is per sample of the batch). The counts and the event bookkeeping
+(per inference, that is per sample of the batch). The counts and the message bookkeeping
 are in :mod:`.counts`, the rules per layer type in :mod:`.layer_rules`; this module holds
 the walk over the module tree.
 """

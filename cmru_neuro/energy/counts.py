@@ -2,17 +2,17 @@
 
 :class:`LayerCounts` / :class:`ModelCounts` are the counts (per inference, that is per
 sample of the batch); :class:`Rule` says how to count one layer type; a rule's ``count``
-gets the run's :class:`CountingSession` (event bookkeeping) and adds :class:`SynapticOps`
+gets the run's :class:`CountingSession` (message bookkeeping) and adds :class:`SynapticOps`
 with :func:`add_synaptic`. The rules live in :mod:`.layer_rules`, the walk over the module
 tree in :mod:`.counting`; both import this module.
 
-Events (what an event-driven target sends and processes):
+Messages (the non-zero values an event-driven target sends and processes):
 
-- spikes (snnTorch / Norse outputs, or any input whose values are all in {-1, 0, 1}): every
-  nonzero value is an event;
-- memory-unit outputs: an event is a state change (the unit's trace), so a unit that holds
-  its state sends nothing;
-- any other (graded) value is sigma-delta coded: an event where the value changed since the
+- spikes (snnTorch / Norse outputs, our neurons' events, or any input whose values are all
+  in {-1, 0, 1}): every nonzero value is a message;
+- memory-unit states: a message is a state change (the unit's level change, from its
+  trace), so a unit that holds its state sends nothing;
+- any other (graded) value is sigma-delta coded: a message where the value changed since the
   previous step (the first step compares with zero).
 """
 
@@ -31,14 +31,14 @@ SUMMED = (
     "dense_acs",
     "effective_macs",
     "effective_acs",
-    "event_macs",
-    "event_acs",
+    "message_macs",
+    "message_acs",
     "neuron_updates",
     "active_updates",
     "membrane_updates",
     "gate_openings",
     "state_changes",
-    "output_events",
+    "messages_out",
 )
 
 
@@ -48,14 +48,14 @@ class LayerCounts:
 
     Synaptic operations follow NeuroBench: ``dense_ops`` counts every weight x input pair
     (NeuroBench "Dense"); ``effective_macs`` / ``effective_acs`` skip zero inputs and zero
-    weights and call an op an AC when its call's input is all in {-1, 0, 1}. ``event_macs`` /
-    ``event_acs`` are the synaptic ops an event-driven target runs: input events x fan-out.
+    weights and call an op an AC when its call's input is all in {-1, 0, 1}. ``message_macs`` /
+    ``message_acs`` are the synaptic ops an event-driven target runs: input messages x fan-out.
     ``neuron_updates`` is every unit every step; ``active_updates`` only the updates an
     event-driven target runs. ``membrane_updates`` is NeuroBench's MembraneUpdates: every
     stateful unit at its first step, then only the steps where its state changed (units
     whose per-step state is not readable: every step). ``state_changes`` (memory units) are
     steps where a unit's output changed; ``gate_openings`` where its gate fired;
-    ``events_per_step`` the state changes at each step. ``output_events`` are the events the
+    ``changes_per_step`` the state changes at each step. ``messages_out`` are the messages the
     layer sends downstream.
     """
 
@@ -69,15 +69,15 @@ class LayerCounts:
     dense_acs: float = 0.0
     effective_macs: float = 0.0
     effective_acs: float = 0.0
-    event_macs: float = 0.0
-    event_acs: float = 0.0
+    message_macs: float = 0.0
+    message_acs: float = 0.0
     neuron_updates: float = 0.0
     active_updates: float = 0.0
     membrane_updates: float = 0.0
     gate_openings: float = 0.0
     state_changes: float = 0.0
-    output_events: float = 0.0
-    events_per_step: list[float] = field(default_factory=list)
+    messages_out: float = 0.0
+    changes_per_step: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -86,9 +86,9 @@ class LayerCounts:
         return self.dense_ops
 
     @property
-    def event_weight_reads(self) -> float:
-        """Weight reads on an event-driven target: one per synaptic op triggered by an event."""
-        return self.event_macs + self.event_acs
+    def message_weight_reads(self) -> float:
+        """Weight reads on an event-driven target: one per synaptic op triggered by a message."""
+        return self.message_macs + self.message_acs
 
     @property
     def state_accesses(self) -> float:
@@ -96,27 +96,27 @@ class LayerCounts:
         return 2.0 * self.state_variables * self.neuron_updates
 
     @property
-    def event_state_accesses(self) -> float:
+    def active_state_accesses(self) -> float:
         """State reads + writes on an event-driven target (active updates only)."""
         return 2.0 * self.state_variables * self.active_updates
 
-    def add_events_per_step(self, per_step: Tensor) -> None:
+    def add_changes_per_step(self, per_step: Tensor) -> None:
         """Append the state changes of each step ``(T,)`` (summed over the batch)."""
-        self.events_per_step.extend(per_step.double().tolist())
+        self.changes_per_step.extend(per_step.double().tolist())
 
     def scaled(self, samples: int) -> "LayerCounts":
         """Totals over ``samples`` inputs -> per inference."""
         sums = {name: getattr(self, name) / samples for name in SUMMED}
-        per_step = [value / samples for value in self.events_per_step]
-        return dataclasses.replace(self, **sums, events_per_step=per_step, notes=list(self.notes))
+        per_step = [value / samples for value in self.changes_per_step]
+        return dataclasses.replace(self, **sums, changes_per_step=per_step, notes=list(self.notes))
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         for name in (
             "weight_reads",
-            "event_weight_reads",
+            "message_weight_reads",
             "state_accesses",
-            "event_state_accesses",
+            "active_state_accesses",
         ):
             data[name] = getattr(self, name)
         return data
@@ -161,7 +161,7 @@ class UnsupportedLayerError(TypeError):
 
 
 # -------------------------------------------------------------------------------------------
-# Synaptic operations (NeuroBench's rules) and events
+# Synaptic operations (NeuroBench's rules) and messages
 # -------------------------------------------------------------------------------------------
 
 
@@ -190,10 +190,10 @@ class SynapticOps:
 
     dense: float
     effective: float
-    events: float
+    messages: float
     ternary: bool
-    event_ternary: bool
-    event_mask: Tensor  # which inputs were events, shaped like the input
+    message_ternary: bool
+    message_mask: Tensor  # which inputs were messages, shaped like the input
 
 
 class CountingSession:
@@ -209,25 +209,25 @@ class CountingSession:
         self.time_first = time_first
         self.time_axis = time_axis
         self.samples = samples
-        self._event_sources: dict[int, tuple[Tensor, Tensor, bool]] = {}
+        self._message_sources: dict[int, tuple[Tensor, Tensor, bool]] = {}
         self._previous: dict[str, Tensor] = {}
 
-    def mark_events(self, output: Tensor, events: Tensor, ternary: bool) -> None:
-        """Declare the events an output tensor carries (spikes, state changes)."""
-        self._event_sources[id(output)] = (output, events != 0, ternary)
+    def mark_messages(self, output: Tensor, messages: Tensor, ternary: bool) -> None:
+        """Declare the messages an output tensor carries (spikes, state changes)."""
+        self._message_sources[id(output)] = (output, messages != 0, ternary)
 
     def time_axis_of(self, x: Tensor) -> Optional[int]:
         """Time axis of a tensor entering a generic layer, None when one call is one step."""
         return self.time_axis if self.time_first and x.dim() >= 3 else None
 
-    def events(self, key: str, x: Tensor, time_axis: Optional[int]) -> tuple[Tensor, bool]:
-        """Event mask of a tensor entering or leaving a layer, and whether events are ternary.
+    def messages(self, key: str, x: Tensor, time_axis: Optional[int]) -> tuple[Tensor, bool]:
+        """Message mask of a tensor entering or leaving a layer, and whether messages are ternary.
 
         Known spikes / state changes are used as declared; other ternary values are spikes;
         graded values are sigma-delta coded along ``time_axis`` (None: against the previous
         call under ``key``; the first step compares with zero).
         """
-        known = self._event_sources.get(id(x))
+        known = self._message_sources.get(id(x))
         if known is not None and known[0] is x:
             return known[1], known[2]
         if is_ternary(x.detach()):
@@ -235,7 +235,7 @@ class CountingSession:
         return self.changes(key, x, time_axis), False
 
     def changes(self, key: str, x: Tensor, time_axis: Optional[int]) -> Tensor:
-        """Sigma-delta events of a value: where it differs from the step before (zero before
+        """Sigma-delta messages of a value: where it differs from the step before (zero before
         the first step), along ``time_axis`` or, when None, against the last call under ``key``."""
         x = x.detach()
         if time_axis is not None:
@@ -255,14 +255,14 @@ class CountingSession:
         time_axis: Optional[int],
     ) -> SynapticOps:
         """Dense, effective and event-driven synaptic ops of ``apply(x, weight)``."""
-        event_mask, event_ternary = self.events(key, x, time_axis)
+        message_mask, message_ternary = self.messages(key, x, time_axis)
         return SynapticOps(
             dense=connection_count(apply, torch.ones_like(x), torch.ones_like(weight)),
             effective=connection_count(apply, x, weight),
-            events=connection_count(apply, event_mask, weight),
+            messages=connection_count(apply, message_mask, weight),
             ternary=is_ternary(x.detach()),
-            event_ternary=event_ternary,
-            event_mask=event_mask,
+            message_ternary=message_ternary,
+            message_mask=message_mask,
         )
 
 
@@ -280,10 +280,10 @@ def add_synaptic(counts: LayerCounts, ops: SynapticOps) -> None:
         counts.effective_acs += ops.effective
     else:
         counts.effective_macs += ops.effective
-    if ops.event_ternary:
-        counts.event_acs += ops.events
+    if ops.message_ternary:
+        counts.message_acs += ops.messages
     else:
-        counts.event_macs += ops.events
+        counts.message_macs += ops.messages
 
 
 @dataclass

@@ -27,14 +27,14 @@ KIND_OMISSIONS = {
     ),
     "event-driven": (
         (
-            "graded values travel sigma-delta coded (an event where a value changed); spikes "
+            "graded values travel sigma-delta coded (a message where a value changed); spikes "
             "and memory-unit state changes travel as they are"
         ),
         (
             "leaky neurons (snnTorch, Norse, LRU, minGRU) update every step; activations when "
-            "their input changed; memory units only when an event reaches them or their gate opens"
+            "their input changed; memory units only when a message reaches them or their gate opens"
         ),
-        "one routing step per output event: multi-hop mesh traffic is not modelled",
+        "one routing step per message sent: multi-hop mesh traffic is not modelled",
     ),
     "analog": (
         "every product is computed in place every step; activations (diodes) draw no bias",

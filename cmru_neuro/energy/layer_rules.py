@@ -1,4 +1,4 @@
-"""Counting rules per layer type (see :mod:`.counts` for the counts and events).
+"""Counting rules per layer type (see :mod:`.counts` for the counts and messages).
 
 Each rule's ``count(session, module, counts, args, output)`` runs after a call and adds
 totals over the batch; ``setup(module, counts)`` fills the static counts. Memory units
@@ -57,9 +57,9 @@ def _from_time_first(t: Tensor, like: Tensor, time_axis: int) -> Tensor:
     return t.transpose(0, 1) if time_axis == 1 else t
 
 
-def _output_events(session: CountingSession, counts: LayerCounts, out: Tensor, time_axis) -> None:
-    mask, _ = session.events(f"{counts.name}:out", out, time_axis)
-    counts.output_events += float(mask.sum())
+def _messages_out(session: CountingSession, counts: LayerCounts, out: Tensor, time_axis) -> None:
+    mask, _ = session.messages(f"{counts.name}:out", out, time_axis)
+    counts.messages_out += float(mask.sum())
 
 
 # -- memory units ------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def _count_memory_unit(session, unit: MemoryUnit, counts: LayerCounts, args, out
     gates = _time_first(gates.detach(), time_axis) != 0
     with torch.no_grad():
         weights = (unit.projection.weight.detach() != 0).double()
-        reach = F.linear(_time_first(ops.event_mask.double(), time_axis), weights)
+        reach = F.linear(_time_first(ops.message_mask.double(), time_axis), weights)
     reached = reach.view(steps, batch, -1, hidden).sum(dim=2) > 0
     active = reached | gates
     active[0] = True  # the first step evaluates every unit
@@ -115,9 +115,9 @@ def _count_memory_unit(session, unit: MemoryUnit, counts: LayerCounts, args, out
     counts.membrane_updates += _membrane_updates(changes)
     counts.gate_openings += float(gates.sum())
     counts.state_changes += float(changes.sum())
-    counts.output_events += float(changes.sum())
-    counts.add_events_per_step(changes.sum(dim=(1, 2)))
-    session.mark_events(
+    counts.messages_out += float(changes.sum())
+    counts.add_changes_per_step(changes.sum(dim=(1, 2)))
+    session.mark_messages(
         outputs, _from_time_first(changes, outputs, time_axis), ternary=not unit.input_step
     )
 
@@ -127,8 +127,10 @@ def _count_memory_neuron(
 ) -> None:
     """snnTorch / Norse memory neurons: currents ``(..., k H)`` in, events (or the state) out.
 
-    A state change is a nonzero event output (or, with ``output_state``, a change of the
-    output state); a unit is active when one of its input currents changed or it changed.
+    A state change is a change of the output state (``output_state``) or, with event output,
+    a nonzero event (exact for CMRU; for BMRU an upper bound: an event towards the state a
+    unit already holds changes nothing); a unit is active when one of its input currents
+    changed or it changed.
     """
     current = args[0]
     out = output[0] if isinstance(output, tuple) else output
@@ -138,7 +140,7 @@ def _count_memory_neuron(
         changes = session.changes(f"{counts.name}:out", out, time_axis)
     else:
         changes = out.detach() != 0
-    inputs_changed, _ = session.events(counts.name, current, time_axis)
+    inputs_changed, _ = session.messages(counts.name, current, time_axis)
     active = inputs_changed.unflatten(-1, (neuron.streams, -1)).any(dim=-2) | changes
     if sequence:
         active[0] = True
@@ -155,11 +157,11 @@ def _count_memory_neuron(
     counts.neuron_updates += changes.numel()
     counts.active_updates += float(active.sum())
     counts.state_changes += float(changes.sum())
-    counts.output_events += float(changes.sum())
+    counts.messages_out += float(changes.sum())
     if not neuron.output_state:
         counts.gate_openings += float(changes.sum())
-    counts.add_events_per_step(per_step)
-    session.mark_events(out, changes, ternary=not (neuron.output_state and neuron.step_from_input))
+    counts.add_changes_per_step(per_step)
+    session.mark_messages(out, changes, ternary=not (neuron.output_state and neuron.step_from_input))
 
 
 def _memory_neuron_rules() -> list[Rule]:
@@ -208,9 +210,9 @@ def _count_lru(session, lru: LRU, counts: LayerCounts, args, output) -> None:
     state_effective = steps * batch * _nonzero(lru.C_re, lru.C_im)
     counts.dense_ops += state_dense
     counts.effective_macs += state_effective
-    counts.event_macs += state_effective
+    counts.message_macs += state_effective
     _count_dense_state(counts, steps, batch, hidden)
-    _output_events(session, counts, output[0], time_axis)
+    _messages_out(session, counts, output[0], time_axis)
 
 
 def _count_min_gru(session, gru: MinGRU, counts: LayerCounts, args, output) -> None:
@@ -220,7 +222,7 @@ def _count_min_gru(session, gru: MinGRU, counts: LayerCounts, args, output) -> N
         counts, session.synaptic_ops(counts.name, _linear, x, gru.projection.weight, time_axis)
     )
     _count_dense_state(counts, x.shape[time_axis], batch, gru.hidden_size)
-    _output_events(session, counts, output[0], time_axis)
+    _messages_out(session, counts, output[0], time_axis)
 
 
 def _count_dense_state(counts: LayerCounts, steps: int, batch: int, hidden: int) -> None:
@@ -244,7 +246,7 @@ def _spiking_setup(state_variables: int):
 def _count_spiking(
     session, module, counts: LayerCounts, args, output, time_axis: Optional[int]
 ) -> None:
-    """A leaky spiking neuron: every unit updates every step; spikes are its events."""
+    """A leaky spiking neuron: every unit updates every step; its spikes are its messages."""
     current = args[0]
     spikes = output[0] if isinstance(output, tuple) else output
     steps = 1 if time_axis is None else current.shape[time_axis]
@@ -258,8 +260,8 @@ def _count_spiking(
     counts.neurons = max(counts.neurons, current.numel() // (session.samples * steps))
     counts.neuron_updates += current.numel()
     counts.active_updates += current.numel()
-    counts.output_events += float((spikes.detach() != 0).sum())
-    session.mark_events(spikes, spikes.detach(), ternary=True)
+    counts.messages_out += float((spikes.detach() != 0).sum())
+    session.mark_messages(spikes, spikes.detach(), ternary=True)
 
 
 def _count_stepwise_spiking(session, module, counts, args, output) -> None:
@@ -315,12 +317,12 @@ def _count_elementwise(session, module, counts: LayerCounts, args, output) -> No
     counts.steps += steps
     counts.neurons = max(counts.neurons, out.numel() // (session.samples * steps))
     counts.neuron_updates += out.numel()
-    mask, _ = session.events(counts.name, x, time_axis)
+    mask, _ = session.messages(counts.name, x, time_axis)
     if mask.shape != out.shape:  # GLU halves its input: a neuron is active if either half changed
         first, second = mask.chunk(2, dim=getattr(module, "dim", -1))
         mask = first | second
     counts.active_updates += float(mask.sum())
-    _output_events(session, counts, out, time_axis)
+    _messages_out(session, counts, out, time_axis)
 
 
 def _no_setup(module: nn.Module, counts: LayerCounts) -> None:
@@ -388,7 +390,7 @@ def _add_scale_products(counts: LayerCounts, x: Tensor, scale: Optional[Tensor])
     products = x.numel() // x.shape[-1] * _nonzero(scale)
     counts.dense_ops += x.numel()
     counts.effective_macs += products
-    counts.event_macs += products
+    counts.message_macs += products
 
 
 def _add_steps(session, counts: LayerCounts, x: Tensor) -> None:
@@ -422,7 +424,7 @@ def _count_reference_layer(session, layer, counts: LayerCounts, args, output) ->
         counts.active_updates += x.numel()
         counts.dense_ops += x.numel()  # its product with the cell's output
         counts.effective_macs += x.numel()
-        counts.event_macs += x.numel()
+        counts.message_macs += x.numel()
     _add_steps(session, counts, x)
 
 

@@ -53,7 +53,7 @@ FIGURES: dict[str, FigureSpec] = {
     "neuron_update": FigureSpec("J", "one neuron / memory-unit state update", _PER_OP),
     "weight_read": FigureSpec("J", "one weight read from memory", _PER_OP),
     "state_access": FigureSpec("J", "one state variable read or write", _PER_OP),
-    "event_out": FigureSpec("J", "one output event (spike, state change) sent", _PER_OP),
+    "message_out": FigureSpec("J", "one message (spike, state change) sent", _PER_OP),
     "static_power": FigureSpec("W", "chip static / idle power", (1e-9, 1e3)),
     "unit_bias_power": FigureSpec("W", "bias power of one analog unit (cell)", _PER_DEVICE),
     "synapse_bias_power": FigureSpec(
@@ -73,7 +73,7 @@ USED_BY_KIND: dict[str, tuple[str, ...]] = {
         "neuron_update",
         "weight_read",
         "state_access",
-        "event_out",
+        "message_out",
         "static_power",
     ),
     "analog": (
@@ -137,7 +137,7 @@ class Figure(BaseModel):
 
 
 class EnergyFigure(Figure):
-    """A figure in joules (per operation, event or conversion)."""
+    """A figure in joules (per operation, message or conversion)."""
 
     unit: ClassVar[str] = "J"
 
@@ -164,7 +164,7 @@ class Figures(BaseModel):
     neuron_update: Optional[EnergyFigure] = None
     weight_read: Optional[EnergyFigure] = None
     state_access: Optional[EnergyFigure] = None
-    event_out: Optional[EnergyFigure] = None
+    message_out: Optional[EnergyFigure] = None
     static_power: Optional[PowerFigure] = None
     unit_bias_power: Optional[PowerFigure] = None
     synapse_bias_power: Optional[PowerFigure] = None

@@ -29,11 +29,11 @@ _import_lava_runtime()
 from cmru_neuro.adapters.lava.processes.process import (
     BMRU,
     CMRU,
-    EventOutPort,
     FirstQuadrantBMRU,
+    GradedOutPort,
     MemoryUnitProcess,
     Readout,
     check_receivers,
 )
 
-__all__ = ["BMRU", "CMRU", "EventOutPort", "FirstQuadrantBMRU", "MemoryUnitProcess", "Readout", "check_receivers"]
+__all__ = ["BMRU", "CMRU", "FirstQuadrantBMRU", "GradedOutPort", "MemoryUnitProcess", "Readout", "check_receivers"]

@@ -50,8 +50,8 @@ class AbstractMemoryUnitModel(PyLoihiProcessModel):
         self.sigma[:] = step.sigma
         self.level[:] = step.level
         self.saturations[:] += np.array(step[3:])
-        self.events_sent[:] += np.count_nonzero(step.events)
-        self.s_out.send(step.events.astype(self.level.dtype))
+        self.messages_sent[:] += np.count_nonzero(step.message)
+        self.s_out.send(step.message.astype(self.level.dtype))
 
 
 class AbstractMemoryUnitFloat(AbstractMemoryUnitModel):
@@ -63,7 +63,7 @@ class AbstractMemoryUnitFloat(AbstractMemoryUnitModel):
     sigma: np.ndarray = LavaPyType(np.ndarray, float)
     level: np.ndarray = LavaPyType(np.ndarray, float)
     saturations: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    events_sent: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    messages_sent: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
 class AbstractMemoryUnitFixed(AbstractMemoryUnitModel):
@@ -76,7 +76,7 @@ class AbstractMemoryUnitFixed(AbstractMemoryUnitModel):
     sigma: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     level: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     saturations: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    events_sent: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    messages_sent: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
 @implements(proc=CMRU, protocol=LoihiProtocol)

@@ -7,7 +7,8 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
-from cmru_neuro.golden import RESET_MECHANISMS, STATE_BITS, UNIT_OUTPUTS
+from cmru_neuro.golden import RESET_MECHANISMS, STATE_BITS
+from cmru_neuro.unit_kinds import UNIT_KINDS
 
 
 def _vector(value, size: int, name: str, owner: str) -> np.ndarray:
@@ -34,9 +35,9 @@ def _check_timing(sequence_length, reset_offset, sequences, owner: str) -> None:
 
 
 def check_receivers(port, receivers=None) -> None:
-    """Every port that ``port`` (an OutPort sending graded events) feeds (``receivers``;
+    """Every port that ``port`` (an OutPort sending graded messages) feeds (``receivers``;
     None: its connections) must take graded payloads: a Lava Dense (or Sparse, DelayDense...)
-    with ``num_message_bits=0`` reads a -1 event as +1 (it sums the weights of the non-zero
+    with ``num_message_bits=0`` reads a -1 message as +1 (it sums the weights of the non-zero
     inputs). Raises ValueError naming both ends."""
     for receiver in port.out_connections if receivers is None else receivers:
         process = receiver.process
@@ -45,13 +46,13 @@ def check_receivers(port, receivers=None) -> None:
         if value is not None and value <= 0:
             raise ValueError(
                 f"{port.process.name}.{port.name} -> {process.name}: expected num_message_bits > 0 "
-                f"(graded events; {STATE_BITS} carries every level change), got {value}: a binary "
-                f"{type(process).__name__} turns -1 events into +1"
+                f"(graded messages; {STATE_BITS} carries every level change), got {value}: a binary "
+                f"{type(process).__name__} turns -1 messages into +1"
             )
 
 
-class EventOutPort(OutPort):
-    """An OutPort of graded events that refuses to connect to a receiver reading binary
+class GradedOutPort(OutPort):
+    """An OutPort of graded messages that refuses to connect to a receiver reading binary
     spikes (:func:`check_receivers`); nothing is connected then."""
 
     def connect(self, ports, connection_configs=None):
@@ -60,7 +61,7 @@ class EventOutPort(OutPort):
 
 
 class MemoryUnitProcess(AbstractProcess):
-    """A layer of H memory units fed by a Dense and sending graded events.
+    """A layer of H memory units fed by a Dense and sending graded messages.
 
     Each step: ``sigma += a_in`` (what the Dense delivers: ``W delta``), currents
     ``sigma + bias``, the unit update, and ``s_out`` sends ``level_t - level_{t-1}``.
@@ -78,9 +79,10 @@ class MemoryUnitProcess(AbstractProcess):
             :class:`cmru_neuro.golden.UnitSpec`; accumulate: ``sigma += a_in`` (else
             ``sigma = a_in``: the upstream sends events).
     ``s_out`` refuses a receiver with ``num_message_bits=0`` (:func:`check_receivers`).
-    Vars ``saturations`` ``(3,)`` (accumulator, current, state) and ``events_sent`` ``(1,)`` count.
+    Vars ``saturations`` ``(3,)`` (accumulator, current, state) and ``messages_sent`` ``(1,)`` count.
     """
 
+    #: its entry in :data:`cmru_neuro.unit_kinds.UNIT_KINDS` (allowed outputs and streams)
     kind = ""
 
     def __init__(
@@ -105,25 +107,21 @@ class MemoryUnitProcess(AbstractProcess):
         if not (isinstance(shape, tuple) and len(shape) == 1):
             raise ValueError(f"{owner} shape: expected (H,), got {shape!r}")
         hidden = _positive(shape[0], "shape", owner)
-        if streams not in (1, 2) or (self.kind == "fq-bmru" and streams != 1):
-            raise ValueError(f"{owner} streams: expected {1 if self.kind == 'fq-bmru' else '1 or 2'}, got {streams!r}")
+        UNIT_KINDS[self.kind].check_deployed(output, streams, owner)
         _check_timing(sequence_length, reset_offset, sequences, owner)
-        if output not in UNIT_OUTPUTS or (self.kind == "fq-bmru" and output != "changes"):
-            raise ValueError(f"{owner} output: expected {'changes' if self.kind == 'fq-bmru' else UNIT_OUTPUTS}, "
-                             f"got {output!r}")
         self.a_in = InPort(shape=(streams * hidden,))
-        self.s_out = EventOutPort(shape=shape)
+        self.s_out = GradedOutPort(shape=shape)
         self.bias = Var(shape=(streams * hidden,), init=_vector(bias, streams * hidden, "bias", owner))
         self.threshold = Var(shape=shape, init=_vector(threshold, hidden, "threshold", owner))
         self.initial_level = Var(shape=shape, init=_vector(initial_level, hidden, "initial_level", owner))
         self.sigma = Var(shape=(streams * hidden,), init=0)
         self.level = Var(shape=shape, init=0)
         self.saturations = Var(shape=(3,), init=0)
-        self.events_sent = Var(shape=(1,), init=0)
+        self.messages_sent = Var(shape=(1,), init=0)
 
 
 class CMRU(MemoryUnitProcess):
-    """Cumulative memory units: the level counts events (``L += z sign(c)``)."""
+    """Cumulative memory units: the level counts their events (``L += z sign(c)``)."""
 
     kind = "cmru"
 
