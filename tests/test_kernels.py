@@ -214,25 +214,6 @@ def test_surrogate_gradient_of_the_currents():
     torch.testing.assert_close(currents.grad[..., 1], -grad_gate * torch.where(threshold >= 0, 1.0, -1.0))
 
 
-@pytest.mark.parametrize("fixed", [False, True])
-def test_ties_and_signed_zeros(fixed):
-    """|c| = |beta| opens the gate; sign(-0.0) = +1: as in functional.hysteresis_update."""
-    values = torch.tensor([0.0, -0.0, 1.0, -1.0, 0.5])
-    candidate, threshold = torch.cartesian_prod(values, values).T  # every pair, one step each
-    if fixed:  # one unit per threshold value, every candidate
-        currents = candidate.view(-1, 1, 1).expand(-1, 1, len(threshold)).contiguous()
-        result = F.memory_sequence(currents, threshold, torch.zeros(1, len(threshold)),
-                                   torch.ones(len(threshold)), record=F.RECORDABLE)
-        update = F.hysteresis_update(currents, threshold)
-    else:
-        currents = torch.stack([candidate, threshold], dim=-1).view(-1, 1, 2)
-        result = F.memory_sequence(currents, None, torch.zeros(1, 1), torch.ones(1), record=F.RECORDABLE)
-        update = F.hysteresis_update(candidate.view(-1, 1, 1), threshold.view(-1, 1, 1))
-    assert _reaches(result.states.grad_fn, "FusedScan") or not result.states.requires_grad
-    assert torch.equal(result.gates, update.gate) and torch.equal(result.events, update.events)
-    assert torch.equal(result.states, update.events.cumsum(0))
-
-
 def test_other_cases_use_the_composed_path():
     torch.manual_seed(0)
     x = torch.randn(6, 2, 3)

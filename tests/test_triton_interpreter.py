@@ -1,6 +1,6 @@
 """The Triton kernels (cmru_neuro.kernels.triton_gpu) compute what the composed PyTorch path
 does, checked on CPU with Triton's interpreter: states, events, levels, gates, gradients,
-ties |c| = |beta| and signed zeros.
+and the gate's edge cases of tests/gate_cases.py (ties |c| = |beta|, signed zeros).
 
 ``TRITON_INTERPRET=1`` must be set before triton is imported, so each test runs this file
 as a script in a fresh process (``python tests/test_triton_interpreter.py GROUP``).
@@ -113,26 +113,32 @@ def _random() -> None:
 
 
 def _ties() -> None:
-    """|c| = |beta| opens the gate, sign(-0.0) = +1, gradients at the tie."""
+    """The gate's edge cases of tests/gate_cases.py (ties |c| = |beta|, signed zeros) and the
+    gradients at them."""
+    import gate_cases as G  # run as a script: this file's folder is sys.path[0]
     import torch
 
     from cmru_neuro import functional as F
     from cmru_neuro import kernels
     from cmru_neuro.kernels import triton_gpu
 
-    values = torch.tensor([0.0, -0.0, 1.0, -1.0, 0.5])
-    candidate, threshold = torch.cartesian_prod(values, values).T
-    currents = torch.stack([candidate, threshold], dim=-1).view(-1, 1, 2).requires_grad_()
-    h0, alpha = torch.zeros(1, 1), torch.ones(1)
-    fused = kernels.run(triton_gpu, currents, None, h0, alpha, 1.0, 1.0, None, frozenset(F.RECORDABLE), True)
-    update = F.hysteresis_update(candidate.view(-1, 1, 1), threshold.view(-1, 1, 1))
-    assert torch.equal(fused[3], update.gate) and torch.equal(fused[1], update.events)
-    assert torch.equal(fused[0], update.events.cumsum(0))
-    (grad,) = torch.autograd.grad(fused[0].sum(), currents)
-    F.use_fused_kernels(False)
-    composed = F.memory_sequence(currents, None, h0, alpha).states
-    (grad_ref,) = torch.autograd.grad(composed.sum(), currents)
-    torch.testing.assert_close(grad, grad_ref)
+    for kind in G.EPSILON:
+        cases = G.select(kind, "float")
+        for fixed in (False, True):
+            arguments = G.sequence_arguments(cases, fixed)
+            currents = arguments["currents"].requires_grad_()
+            states, events, levels, gates = kernels.run(
+                triton_gpu, currents, arguments["threshold"], arguments["h0"], arguments["step_size"],
+                arguments["epsilon"], 1.0, arguments["initial_level"], frozenset(F.RECORDABLE),
+                arguments["epsilon"] == 1,
+            )
+            G.assert_matches(cases, gate=gates, event=events, new_level=levels)
+            G.assert_matches(cases, new_level=states)
+            (grad,) = torch.autograd.grad(states.sum(), currents)
+            F.use_fused_kernels(False)
+            (grad_ref,) = torch.autograd.grad(F.memory_sequence(**arguments).states.sum(), currents)
+            F.use_fused_kernels(True)
+            torch.testing.assert_close(grad, grad_ref)
     for case in ({"T": 7, "B": 2, "H": 3, "seed": 1, "dtype": torch.float32, "fixed": True, "per_step": False,
                   "epsilon": 0.0, "slope": 1.0, "scale": 1.0, "used": (True, True, True, True)},):
         _compare(case)
