@@ -23,7 +23,7 @@ from .functional import linear_scan
 from .layers import MemoryUnit
 from .models import fit_width
 from .tasks import Split, Task, make_task
-from .training import Ranks, TrainConfig, plot_histories, train, write_json
+from .training import Ranks, TrainConfig, is_main_process, plot_histories, train, write_json
 
 MISMATCH_LEVELS = (0.05, 0.10, 0.15)
 
@@ -44,10 +44,6 @@ def run_sweep(configs: Sequence[TrainConfig]) -> list[dict]:
         dist.all_gather_object(gathered, mine)
         mine = {index: metrics for part in gathered for index, metrics in part.items()}
     return [mine[index] for index in range(len(configs))]
-
-
-def is_main_process() -> bool:
-    return not dist.is_initialized() or dist.get_rank() == 0
 
 
 def _run_dir(out_dir: Optional[Path], *parts) -> Optional[str]:

@@ -164,6 +164,11 @@ class TrainResult:
     checkpoint: Optional[Path] = None
 
 
+def is_main_process() -> bool:
+    """True on rank 0 of a torch.distributed job (the one that writes), or without a job."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
 def _leave_job() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments import compare, is_main_process
+    from ..experiments import compare
+    from ..training import is_main_process
 
     result = compare(config_from_args(args), check_cells(args.cells), check_seeds(args.seeds), args.out, budget=args.budget)
     if is_main_process():

@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments import is_main_process, sensitivity
+    from ..experiments import sensitivity
+    from ..training import is_main_process
 
     result = sensitivity(config_from_args(args), check_cells(args.cells), args.init_scales,
                          args.threshold_biases, check_seeds(args.seeds), args.out)

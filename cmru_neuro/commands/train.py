@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments import is_main_process, run_sweep
-    from ..training import train
+    from ..experiments import run_sweep
+    from ..training import is_main_process, train
 
     check_cell(args.cell)
     seeds = check_seeds(args.seeds)
