@@ -313,7 +313,7 @@ def test_norse_memory_scan_fused_equals_composed(steps, hidden, seed, epsilon, f
         streams = 1 + from_input + alpha_cmru
         x = (2 * torch.randn(steps, 2, 3, streams * hidden)).requires_grad_()
         with _kernels(fused):
-            events, states = norse.memory_scan(x, state, p, epsilon, step_from_input=alpha_cmru)
+            events, states = norse.memory_scan(x, state, p._replace(epsilon=epsilon, step_from_input=alpha_cmru))
         if steps:
             assert _reaches(events.grad_fn, "FusedScan") == fused
         value = events.sum() + states.h.square().sum() + (states.level * torch.arange(states.level.numel()).view_as(states.level)).sum()

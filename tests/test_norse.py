@@ -3,12 +3,15 @@ real parameters, errors, and a SequentialState pipeline that remembers where LIF
 forgets."""
 
 import copy
+import pickle
 
 import norse.torch as nt
 import pytest
 import torch
+from norse.torch.module.snn import SNN, SNNCell
 from torch import nn
 
+from cmru_neuro import functional as F
 from cmru_neuro import layers
 from cmru_neuro import norse as cn
 from cmru_neuro import snntorch as cs
@@ -82,6 +85,42 @@ def test_pure_step_function_is_the_norse_signature():
     assert torch.equal(new.h, -torch.ones(B, H))
 
 
+def test_epsilon_and_step_rule_live_in_p_and_the_kind_classes_fill_them_in():
+    x, state = 2 * torch.randn(B, H), cn.CMRUState(torch.zeros(B, H), torch.zeros(B, H))
+    assert (cn.BMRUCell().p.epsilon, cn.CMRUCell().p.epsilon) == (0.0, 1.0)
+    assert cn.AlphaCMRU().p.step_from_input and not cn.CMRU().p.step_from_input
+    bmru = cn.BMRUCell(cn.CMRUParameters(threshold=torch.tensor(0.5)))  # default epsilon: filled
+    generic = cn.MemoryCell(cn.CMRUParameters(threshold=torch.tensor(0.5), epsilon=0.0))
+    pure = cn.memory_feed_forward_step(x, state, generic.p, 0.001)
+    for events, new in (bmru(x, state), generic(x, state), pure):
+        assert torch.equal(events, pure[0]) and torch.equal(new.h, pure[1].h)
+    bmru.p = cn.CMRUParameters(threshold=torch.tensor(0.5))  # assigning p keeps the kind too
+    assert bmru.p.epsilon == 0.0 and bmru.epsilon == 0.0
+
+
+def test_the_state_is_functional_memory_state_and_the_modules_are_norse_s_own():
+    assert cn.CMRUState is cn.MemoryState is F.MemoryState
+    cell, sequence = cn.CMRUCell(), cn.BMRU(record_states=True)
+    assert type(cell).forward is SNNCell.forward
+    for module in (cell, sequence):
+        assert module.activation is cn.memory_feed_forward_step
+        assert module.state_fallback == module.initial_state
+    x, state = 2 * torch.randn(T, B, H), cn.CMRUState(torch.randn(B, H), torch.zeros(B, H))
+    out, states = sequence(x, state)
+    loop_out, loop_states = SNN.forward(sequence, x, state)  # Norse's step loop: the same
+    assert torch.equal(out, loop_out) and torch.equal(states.level, loop_states.level)
+    torch.testing.assert_close(states.h, loop_states.h)
+
+
+def test_output_state_is_a_field_of_p():
+    x = torch.randn(T, B, H)
+    out, states = cn.CMRU(cn.CMRUParameters(output_state=True), record_states=True)(x)
+    assert torch.equal(out, states.h) and cn.CMRU(output_state=True).p.output_state
+    p = cn.CMRUParameters(output_state=True)
+    events, new = cn.memory_scan(x, cn.CMRU().initial_state(x), p)
+    assert torch.equal(events, new.h)
+
+
 def test_output_state_option_and_record_states_shapes():
     module = cn.CMRU(output_state=True, record_states=True)
     out, states = module(torch.randn(T, B, H))
@@ -104,6 +143,47 @@ def test_learnable_values_are_module_parameters():
     assert cell.p.threshold.dtype == torch.float64
     twin = copy.deepcopy(cell)
     assert twin.p.alpha is not cell.p.alpha and torch.equal(twin.p.alpha, cell.p.alpha)
+
+
+def test_p_follows_dtype_moves_state_dict_copies_and_optimizer_steps():
+    p = cn.CMRUParameters(threshold=torch.ones(H), alpha=torch.ones(H))
+    cell = cn.BMRUCell(p, learn_threshold=True)
+    x = torch.full((B, H), 1.05)
+    assert torch.equal(cell(x)[0], torch.ones(B, H))
+    optimizer = torch.optim.SGD(cell.parameters(), lr=0.1)
+    (-cell.threshold.sum()).backward()
+    optimizer.step()  # threshold 1.1: the forward sees it
+    assert cell.p.threshold is cell.threshold and torch.equal(cell(x)[0], torch.zeros(B, H))
+    cell.double()
+    assert cell.p.alpha is cell.alpha and cell.alpha.dtype == torch.float64  # a buffer, replaced
+    events, state = cell(x.double())
+    assert events.dtype == state.h.dtype == torch.float64
+    twin = cn.BMRUCell(cn.CMRUParameters(torch.zeros(H), torch.zeros(H)), learn_threshold=True)
+    twin.double().load_state_dict(cell.state_dict())
+    assert torch.equal(twin(x.double())[1].h, state.h)
+    twin.load_state_dict(cell.state_dict(), assign=True)  # new tensors: p follows
+    assert twin.p.threshold is twin.threshold and twin.p.alpha is twin.alpha
+    for copied in (copy.deepcopy(cell), pickle.loads(pickle.dumps(cell))):
+        assert copied.p.threshold is copied.threshold and copied.p.threshold is not cell.threshold
+        assert isinstance(copied.threshold, nn.Parameter) and copied.epsilon == 0.0
+        assert torch.equal(copied(x.double())[1].h, state.h)
+
+
+def test_assigning_p_registers_its_tensors():
+    cell = cn.CMRUCell(learn_alpha=True)
+    cell.p = cell.p._replace(threshold=torch.tensor(3.0))
+    assert cell.threshold is cell.p.threshold
+    assert {name for name, _ in cell.named_parameters()} == {"alpha"}
+    assert torch.equal(cell(torch.full((B, H), 2.0))[0], torch.zeros(B, H))
+    learned = nn.Parameter(torch.ones(H))
+    cell.p = cell.p._replace(threshold=learned, alpha=torch.tensor(0.5))
+    assert cell.threshold is learned and {n for n, _ in cell.named_parameters()} == {"threshold"}
+    cell.threshold = nn.Parameter(torch.full((H,), 2.0))  # the attribute, too, is p's
+    assert cell.p.threshold is cell.threshold
+    cell.p = cn.CMRUParameters()  # plain tensors are copied: no buffer aliases the defaults
+    assert cell.alpha is not cn.CMRUParameters().alpha and cell.p.alpha is cell.alpha
+    with pytest.raises(TypeError, match="p: expected CMRUParameters, got LIFParameters"):
+        cell.p = nt.LIFParameters()
 
 
 def test_sequential_state_with_cells_and_with_sequences():
@@ -162,6 +242,22 @@ def test_sequential_state_with_cells_and_with_sequences():
         ),
         (lambda: cn.AlphaCMRUCell(learn_alpha=True), ValueError, ["learn_alpha", "AlphaCMRUCell"]),
         (lambda: cn.CMRU(mode="fast"), ValueError, ["mode", "'fast'"]),
+        (
+            lambda: cn.BMRUCell(cn.CMRUParameters(epsilon=0.5)),
+            ValueError,
+            ["p.epsilon", "BMRUCell", "BMRU", "0.5"],
+        ),
+        (lambda: cn.CMRU(cn.CMRUParameters(epsilon=0.0)), ValueError, ["p.epsilon", "CMRU", "0.0"]),
+        (
+            lambda: cn.BMRU(cn.CMRUParameters(step_from_input=True)),
+            ValueError,
+            ["p.step_from_input", "BMRU", "True"],
+        ),
+        (
+            lambda: cn.MemoryCell(cn.CMRUParameters(epsilon=0.5)),
+            ValueError,
+            ["p", "epsilon", "0.5"],
+        ),
     ],
 )
 def test_errors_name_argument_expectation_and_value(call, error, words):
