@@ -42,6 +42,7 @@ from torch import nn
 from . import layers
 from . import norse as cn
 from . import snntorch as cs
+from .unit_kinds import neuron_kind
 
 BACKENDS = ("snntorch", "norse")
 SNNTORCH_DT = 1e-4  # snnTorch's NIR convention: tau = dt / (1 - beta)
@@ -158,7 +159,7 @@ def lower(node: CMRU, dt: float = SNNTORCH_DT, where: str = "node") -> list[nir.
             f"step_from_input={node.step_from_input}; export with lowered=False"
         )
     epsilon = set(np.unique(node.epsilon).tolist())
-    if epsilon not in ({1.0}, {0.0}) or (node.output_state and epsilon != {1.0}):
+    if epsilon not in ({1.0}, {0.0}) or (node.output_state and neuron_kind(epsilon).level_rule != "count"):
         raise ValueError(
             f"{where}: lowered export expected epsilon all 1 (CMRU), or all 0 (BMRU) with event "
             f"output, got epsilon {sorted(epsilon)} with output_state={node.output_state}; "
@@ -485,16 +486,7 @@ _NORSE_NODES = {node_type: cell for cell, (node_type, _, _) in _NORSE_CELLS.item
 
 
 def _import_unit(node: CMRU, where: str, backend: str) -> nn.Module:
-    epsilon = set(np.unique(node.epsilon).tolist())
-    if epsilon == {1.0}:
-        names = ("AlphaCMRU", "AlphaCMRUCell") if node.step_from_input else ("CMRU", "CMRUCell")
-    elif epsilon == {0.0} and not node.step_from_input:
-        names = ("BMRU", "BMRUCell")
-    else:
-        raise ValueError(
-            f"{where}: expected epsilon all 1 (CMRU) or all 0 (BMRU), got values {sorted(epsilon)}; "
-            "use cmru_neuro.MemoryUnit for fractional epsilon"
-        )
+    neuron = neuron_kind(np.unique(node.epsilon).tolist(), node.step_from_input, where).neuron
     threshold = None if node.threshold_from_input else _tensor(node.threshold)
     alpha = _tensor(node.alpha)
     h0 = _tensor(node.h0) if np.any(node.h0) else None
@@ -508,10 +500,10 @@ def _import_unit(node: CMRU, where: str, backend: str) -> nn.Module:
             options["threshold"] = threshold
         if not node.step_from_input:
             options["alpha"] = alpha
-        return getattr(cs, names[0])(init_hidden=True, output=_snntorch_output(node),
+        return getattr(cs, neuron)(init_hidden=True, output=_snntorch_output(node),
                                      output_state=node.output_state, **options)
     p = cn.CMRUParameters(threshold=threshold, alpha=alpha)
-    return getattr(cn, names[1])(p, output_state=node.output_state, h0=h0)
+    return getattr(cn, neuron + "Cell")(p, output_state=node.output_state, h0=h0)
 
 
 def _tensor(array) -> torch.Tensor:

@@ -96,9 +96,9 @@ def neuron_kind(epsilon, step_from_input: bool = False, where: str = "neuron") -
         if kind.neuron and {kind.epsilon} == values and kind.step_from_input == bool(step_from_input):
             return kind
     raise ValueError(
-        f"{where}: expected epsilon all 1 (CMRU, alpha-CMRU) or all 0 (BMRU, not from the input step), got "
-        f"epsilon {sorted(values)} with step_from_input={bool(step_from_input)}; use cmru_neuro.MemoryUnit for "
-        "fractional epsilon"
+        f"{where}: expected epsilon all 1 (CMRU) or all 0 (BMRU), got values {sorted(values)}"
+        f"{' with step_from_input (alpha-CMRU: epsilon 1)' if step_from_input else ''}; use "
+        "cmru_neuro.MemoryUnit for fractional epsilon"
     )
 
 
