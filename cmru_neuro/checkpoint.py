@@ -1,5 +1,6 @@
 """Checkpoints: one safetensors file holding the weights and, in its metadata, the run's
-JSON config and metrics. Written to a temporary file in the same folder, then renamed
+JSON config and metrics, and the epsilon of every memory unit whose epsilon is scheduled (an
+annealed BMRU reloads at the epsilon it was saved at, not at its config's starting value). Written to a temporary file in the same folder, then renamed
 (``os.replace``): a run killed at any moment leaves the previous checkpoint intact.
 
 ``config`` is the run's config: a dict with at least ``"model"`` (a
@@ -21,6 +22,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .files import atomic_write
+from .layers import MemoryUnit
 from .models import ModelConfig, build_model
 
 FORMAT = "cmru-neuro/1"
@@ -66,7 +68,8 @@ def save_checkpoint(path: PathLike, model: nn.Module, config: dict, metrics: Opt
         reference = build_model(model_config).state_dict()
     _check_weights(reference, model.state_dict(), f"model ({type(model).__name__})")
     tensors = {name: value.detach().cpu().contiguous().clone() for name, value in model.state_dict().items()}
-    header = json.dumps({"format": FORMAT, "config": config, "metrics": metrics or {}})
+    header = json.dumps({"format": FORMAT, "config": config, "metrics": metrics or {},
+                         "epsilon": scheduled_epsilon(model)})
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda temporary: save_file(tensors, str(temporary), metadata={METADATA_KEY: header}))
 
@@ -104,8 +107,24 @@ def load_checkpoint(path: PathLike, expect: Optional[dict] = None) -> Checkpoint
         model = build_model(model_config)
     _check_weights(model.state_dict(), tensors, f"checkpoint {path}")
     model.load_state_dict(tensors)
+    _restore_epsilon(path, model, header.get("epsilon", {}))
     model.eval()
     return Checkpoint(model, config, metrics)
+
+
+def scheduled_epsilon(model: nn.Module) -> dict:
+    """``{module name: epsilon}`` of the memory units whose epsilon a schedule may change."""
+    return {name: module.epsilon for name, module in model.named_modules()
+            if isinstance(module, MemoryUnit) and module.schedulable}
+
+
+def _restore_epsilon(path: Path, model: nn.Module, saved) -> None:
+    units = scheduled_epsilon(model)
+    if not isinstance(saved, dict) or not set(saved) <= set(units):
+        raise ValueError(f"checkpoint {path}: its epsilon entry names no scheduled memory units of the "
+                         f"model (got {sorted(saved) if isinstance(saved, dict) else type(saved).__name__})")
+    for name, value in saved.items():
+        model.get_submodule(name).epsilon = value
 
 
 def _model_config(values) -> ModelConfig:

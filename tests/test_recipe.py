@@ -168,6 +168,22 @@ def test_annealing_reaches_epsilon_0_and_keeps_only_settled_checkpoints(tmp_path
     assert all(unit.epsilon == 0.0 for unit in result.model.modules() if isinstance(unit, MemoryUnit))
 
 
+def test_an_annealed_checkpoint_reloads_at_the_epsilon_it_was_saved_at(tmp_path):
+    """A bmru-anneal model rebuilt from its config starts at epsilon 1 (a CMRU): the
+    checkpoint restores the annealed epsilon, so reloading scores what training scored."""
+    config = TrainConfig(**TINY, cell="bmru-anneal", anneal_hold=4, anneal_decay=8, steps=24, eval_every=2,
+                         out_dir=str(tmp_path))
+    result = train(config)
+    for name in (BEST_NAME, "model.safetensors"):
+        loaded = load_checkpoint(tmp_path / name)
+        units = [unit for unit in loaded.model.modules() if isinstance(unit, MemoryUnit)]
+        assert units and all(unit.epsilon == 0.0 for unit in units), name
+    task = loaded.make_task()
+    inputs, targets = task.batch(task.test, torch.arange(len(task.test)))
+    with torch.no_grad():
+        assert torch.equal(loaded.model(inputs), result.model.eval()(inputs))
+
+
 def test_stop_at_waits_for_epsilon_to_settle():
     config = TrainConfig(**TINY, cell="bmru-anneal", anneal_hold=4, anneal_decay=8, steps=40, eval_every=2,
                          stop_at=0.0)
