@@ -3,6 +3,7 @@ and what came in."""
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import torch
@@ -124,4 +125,35 @@ def check_positive_int(value, name: str) -> int:
 def check_choice(value, name: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_positive_number(value, name: str, *, allow_inf: bool = False, what: str = "number"):
+    """``value`` if it is a number > 0 (finite unless ``allow_inf``), else a ValueError
+    naming ``name``; ``what`` says what the number is (``"number of seconds"``)."""
+    if not (_is_number(value) and value > 0 and (allow_inf or math.isfinite(value))):
+        finite = "" if allow_inf else " finite"
+        raise ValueError(f"{name}: expected a positive{finite} {what}, got {value!r}")
+    return value
+
+
+def check_non_negative_number(value, name: str, *, what: str = "number"):
+    """``value`` if it is a finite number >= 0, else a ValueError naming ``name``."""
+    if not (_is_number(value) and value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{name}: expected a non-negative finite {what}, got {value!r}")
+    return value
+
+
+#: Seeds torch accepts: ``torch.manual_seed`` takes a 64-bit integer.
+SEED_LIMIT = 2**63
+
+
+def check_seed(value, name: str) -> int:
+    """``value`` if it is an integer seed in [0, 2^63), else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"{name}: expected an integer seed in [0, 2^63), got {value!r}")
     return value

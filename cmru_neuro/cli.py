@@ -40,6 +40,14 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose errors are one line (no usage block): ``cmru-neuro train:
+    error: argument --steps: invalid int value: 'x' (see cmru-neuro train --help)``, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {_one_line(ValueError(message))} (see {self.prog} --help)\n")
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """Shows every valued option's default (unless its help already does; flags have none)."""
 
@@ -52,7 +60,7 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="cmru-neuro",
         description="Cumulative memory recurrent units: train, compare, estimate energy, deploy to Lava.",
     )
@@ -77,8 +85,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (UserError, ValueError, TypeError, KeyError, OSError) as error:
         print(f"cmru-neuro {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"cmru-neuro {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # a run's own says where it saved what (one line)
+        print(f"cmru-neuro {args.command}: {_one_line(interrupt) if interrupt.args else 'interrupted'}",
+              file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)

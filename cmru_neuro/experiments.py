@@ -7,18 +7,21 @@ rank i mod N, each without data parallelism); every rank gets all records, rank 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import statistics
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ._checks import check_non_negative_number, check_positive_int
 from .baselines import LRU, MinGRU
 from .checkpoint import Checkpoint
+from .files import RunFolder, claim_folders
 from .functional import linear_scan
 from .layers import MemoryUnit
 from .models import fit_width
@@ -34,16 +37,65 @@ MISMATCH_LEVELS = (0.05, 0.10, 0.15)
 
 
 def run_sweep(configs: Sequence[TrainConfig]) -> list[dict]:
-    """Train every config; returns each run's metrics (history included), in order."""
+    """Train every config; returns each run's metrics (history included), in order.
+
+    Every run's folder (``out_dir``) is checked before any run starts (:func:`claim_sweep`),
+    so a used folder (or two runs naming one) is refused before any training; this
+    process's runs' folders stay locked until the sweep ends."""
     ranks = Ranks(data_parallel=True)
     ranks.share_cores()
-    mine = {index: train(config, data_parallel=False).metrics
-            for index, config in enumerate(configs) if index % ranks.world == ranks.rank}
+    with claim_sweep([_folder(config) if config.out_dir else None for config in configs]):
+        mine = {index: train(config, data_parallel=False).metrics
+                for index, config in enumerate(configs) if index % ranks.world == ranks.rank}
     if ranks.world > 1:
         gathered: list = [None] * ranks.world
         dist.all_gather_object(gathered, mine)
         mine = {index: metrics for part in gathered for index, metrics in part.items()}
     return [mine[index] for index in range(len(configs))]
+
+
+@contextlib.contextmanager
+def claim_sweep(folders: Sequence[Optional[RunFolder]], extra: Sequence[RunFolder] = ()) -> Iterator[None]:
+    """Claim a sweep's folders before any of its runs starts: ``folders[i]`` is run i's (or
+    None), trained on rank ``i mod N``; ``extra`` are written by rank 0 (a summary).
+
+    Every rank checks every folder and locks its own (:func:`~cmru_neuro.files.claim_folders`);
+    then the ranks compare notes, so a refusal on one stops all of them before any writes
+    (no rank waits forever for one that failed). Nested claims of the same folders pass.
+    """
+    ranks = Ranks(data_parallel=True)
+    own, others = [], []
+    for index, folder in enumerate(folders):
+        if folder is not None:
+            (own if index % ranks.world == ranks.rank else others).append(folder)
+    (own if ranks.main else others).extend(extra)
+    with contextlib.ExitStack() as stack:
+        error: Optional[Exception] = None
+        try:
+            stack.enter_context(claim_folders(own, checked=others))
+        except (ValueError, OSError) as caught:
+            error = caught
+        if ranks.world > 1:  # nobody has written yet: every check saw the folders as they were
+            notes: list = [None] * ranks.world
+            dist.all_gather_object(notes, None if error is None else str(error))
+            if error is None and any(notes):
+                raise ValueError(next(note for note in notes if note))
+        if error is not None:
+            raise error
+        yield
+
+
+def _folder(config: TrainConfig) -> RunFolder:
+    return RunFolder(config.out_dir, overwrite=config.overwrite, resume=config.resume)
+
+
+def _summary_folder(out_dir: Optional[str], name: str, overwrite: bool) -> Optional[RunFolder]:
+    """The folder of an experiment's summary (``name``.md/.json/.png): refused when it holds
+    one already (unless ``overwrite``), locked while the experiment runs."""
+    if not out_dir:
+        return None
+    files = tuple(f"{name}.{ext}" for ext in ("md", "json", "png"))
+    return RunFolder(out_dir, overwrite=overwrite, marks=files, outputs=files, what=f"a {name} result")
 
 
 def _run_dir(out_dir: Optional[Path], *parts) -> Optional[str]:
@@ -97,9 +149,22 @@ def compare(base: TrainConfig, cells: Sequence[str], seeds: Sequence[int],
     writes ``compare.md``, ``compare.json``, ``compare.png`` and one folder per run.
     """
     folder = Path(out_dir) if out_dir else None
-    per_cell = {cell: sized(base, cell, budget) for cell in cells}
-    configs = [replace(per_cell[cell], seed=seed, out_dir=_run_dir(folder, f"{cell}-s{seed}"))
-               for cell in cells for seed in seeds]
+    repeated = sorted({cell for cell in cells if list(cells).count(cell) > 1})
+    if repeated:
+        raise ValueError(f"cells: expected distinct cells, got {', '.join(repeated)} more than once")
+    runs = [replace(base, cell=cell, seed=seed, out_dir=_run_dir(folder, f"{cell}-s{seed}"))
+            for cell in cells for seed in seeds]
+    summary = _summary_folder(out_dir, "compare", base.overwrite)
+    # the summary's folder and every run's, checked and locked before any work (sizing included)
+    with claim_sweep([_folder(c) if c.out_dir else None for c in runs], [summary] if summary else []):
+        if summary is not None and base.overwrite and is_main_process():
+            summary.clear()
+        per_cell = {cell: sized(base, cell, budget) for cell in cells}
+        configs = [replace(per_cell[c.cell], seed=c.seed, out_dir=c.out_dir) for c in runs]
+        return _compare(base, cells, seeds, folder, budget, per_cell, configs)
+
+
+def _compare(base, cells, seeds, folder, budget, per_cell, configs) -> dict:
     metrics = run_sweep(configs)
     runs = [{"cell": c.cell, "seed": c.seed, "metrics": m} for c, m in zip(configs, metrics)]
     summary = {cell: _summary([r["metrics"] for r in runs if r["cell"] == cell]) for cell in cells}
@@ -145,6 +210,14 @@ def sensitivity(base: TrainConfig, cells: Sequence[str], init_scales: Sequence[f
     grid = [(cell, scale, bias) for cell in cells for scale in init_scales for bias in threshold_biases]
     configs = [replace(base, cell=cell, init_scale=scale, threshold_bias=bias, seed=seed, out_dir=None)
                for cell, scale, bias in grid for seed in seeds]
+    summary = _summary_folder(out_dir, "sensitivity", base.overwrite)
+    with claim_sweep([], [summary] if summary else []):  # checked and locked before any run starts
+        if summary is not None and base.overwrite and is_main_process():
+            summary.clear()
+        return _sensitivity(base, cells, init_scales, threshold_biases, seeds, folder, grid, configs)
+
+
+def _sensitivity(base, cells, init_scales, threshold_biases, seeds, folder, grid, configs) -> dict:
     metrics = run_sweep(configs)
     per_seed = len(seeds)
     rows = []
@@ -263,6 +336,13 @@ def robustness(checkpoints: Sequence[Checkpoint], levels: Iterable[float] = MISM
     clean once, then ``trials`` draws per mismatch level and noise level. Checkpoints of
     the same cell (several seeds) are pooled. Writes ``robustness.md``/``.json``/``.png``.
     """
+    levels, input_noise, state_noise = list(levels), list(input_noise), list(state_noise)
+    check_positive_int(trials, "trials")
+    if samples is not None:
+        check_positive_int(samples, "samples")
+    for name, values in (("levels", levels), ("input_noise", input_noise), ("state_noise", state_noise)):
+        for value in values:
+            check_non_negative_number(value, name)
     conditions = ([("clean", 0.0)] + [("mismatch", p) for p in levels]
                   + [("input", s) for s in input_noise] + [("state", s) for s in state_noise])
     scores: dict[str, dict[tuple, list[float]]] = {}
@@ -305,6 +385,16 @@ def _condition_label(kind: str, amount: float) -> str:
 
 
 def _plot_robustness(scores: dict, conditions: list, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    figure = robustness_figure(scores, conditions)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def robustness_figure(scores: dict, conditions: list):
+    """Accuracy against each noise kind, one panel per kind, the cells' legend below the
+    panels. ``scores``: ``{cell: {(kind, amount): [accuracies]}}``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -322,10 +412,11 @@ def _plot_robustness(scores: dict, conditions: list, path: Path) -> None:
                           label=cell, marker="o", capsize=3)
         axis.set(xlabel="mismatch p (%)" if kind == "mismatch" else f"{kind} noise std",
                  ylabel="test accuracy", ylim=(0, 1.02), title=kind)
-    axes[0][0].legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    rows = -(-len(labels) // 8)  # below the axes, never over the curves (8 cells a row)
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.06 * rows + 0.02, 1, 1))
+    return figure
 
 
-__all__ = ["compare", "sized", "noisy_accuracy", "perturb_parameters", "robustness", "run_sweep", "sensitivity"]
+__all__ = ["claim_sweep", "compare", "sized", "noisy_accuracy", "perturb_parameters", "robustness", "run_sweep", "sensitivity"]

@@ -46,7 +46,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_choice, check_positive_int
+from ._checks import check_choice, check_positive_int, check_positive_number, check_sequence
 from .baselines import LRU, MinGRU
 from .layers import INITS, MemoryUnit
 from .network import READOUTS, UNITS, MemoryNetwork
@@ -131,8 +131,9 @@ class ModelConfig(CellChoice):
             )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
-        if not self.init_scale > 0:
-            raise ValueError(f"init_scale: expected a positive number, got {self.init_scale!r}")
+        check_positive_number(self.init_scale, "init_scale")
+        if not (isinstance(self.threshold_bias, (int, float)) and math.isfinite(self.threshold_bias)):
+            raise ValueError(f"threshold_bias: expected a finite number, got {self.threshold_bias!r}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
@@ -181,6 +182,7 @@ class SpikingCell(nn.Module):
         out = []
         for step in current:
             spikes, membrane = self.neurons(step, spikes, membrane)
+            spikes = spikes.to(step.dtype)  # snnTorch emits float32 spikes; keep the model's dtype
             out.append(spikes)
         return torch.stack(out), membrane
 
@@ -308,6 +310,14 @@ class ResidualBlock(nn.Module):
         return x + self.mlp(self.mlp_norm(x))
 
 
+def _model_input(model: nn.Module, x: Tensor, input_size: int) -> tuple[Tensor, bool]:
+    """``x`` checked (:func:`~cmru_neuro._checks.check_sequence`: a finite floating-point
+    ``(T, B, F)`` or unbatched ``(T, F)`` in the model's dtype), returned ``(T, B, F)`` with
+    whether it was batched."""
+    dtype = next(model.parameters()).dtype
+    return check_sequence(x, "x", input_size, batch_first=False, dtype=dtype)
+
+
 class BlockModel(nn.Module):
     """Input Linear, ``layers`` residual blocks, final LayerNorm, readout, output Linear."""
 
@@ -329,16 +339,20 @@ class BlockModel(nn.Module):
         self.decoder = nn.Linear(width, config.output_size)
 
     def forward(self, x: Tensor) -> Tensor:
-        """``(T, B, F)`` -> ``(B, O)`` or ``(T, B, O)``."""
+        """``(T, B, F)`` -> ``(B, O)`` or ``(T, B, O)`` (unbatched ``(T, F)``: no B axis)."""
+        x, batched = _model_input(self, x, self.encoder.in_features)
         x = self.encoder(x)
         for block in self.blocks:
             x = block(x)
         x = self.norm(x)
+        if self.readout_mode != "sequence" and x.shape[0] == 0:
+            raise ValueError(f"x: expected at least one time step for readout {self.readout_mode!r}, got T = 0")
         if self.readout_mode == "last":
             x = x[-1]
         elif self.readout_mode == "mean":
             x = x.mean(dim=0)
-        return self.decoder(x)
+        out = self.decoder(x)
+        return out if batched else out.squeeze(-2)
 
 
 class CausalConv(nn.Module):
@@ -411,7 +425,9 @@ class ReferenceModel(nn.Module):
         self.decoder = nn.Linear(width, config.output_size)
 
     def forward(self, x: Tensor) -> Tensor:
-        """``(T, B, F)`` -> ``(B, O)`` or ``(T, B, O)``."""
+        """``(T, B, F)`` -> ``(B, O)`` or ``(T, B, O)`` (unbatched ``(T, F)``: no B axis).
+        ``x`` is checked first: finite, floating point, in the parameters' dtype."""
+        x, batched = _model_input(self, x, self.encoder.in_features)
         x = self.encoder(x)
         positions = None
         if self.positions is not None:
@@ -423,10 +439,14 @@ class ReferenceModel(nn.Module):
             x = layer(x, positions)
         if self.post_mlp is not None:
             x = x + self.post_mlp(self.post_norm(x))
+        if self.readout_mode != "sequence" and x.shape[0] == 0:
+            raise ValueError(f"x: expected at least one time step for readout {self.readout_mode!r}, got T = 0")
         if self.readout_mode == "last":
-            return self.decoder(x[-1])
-        logits = self.decoder(x)
-        return logits.mean(dim=0) if self.readout_mode == "mean" else logits
+            out = self.decoder(x[-1])
+        else:
+            logits = self.decoder(x)
+            out = logits.mean(dim=0) if self.readout_mode == "mean" else logits
+        return out if batched else out.squeeze(-2)
 
 
 def _residual_mlp(config: "ModelConfig") -> tuple[nn.LayerNorm, "GatedMLP"]:

@@ -37,6 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ._checks import check_positive_int, check_seed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .files import RunFolder, atomic_write
 from .layers import MemoryUnit
@@ -70,7 +71,9 @@ class TrainConfig(CellChoice):
     keep_best: score the test split with the best eligible validation checkpoint.
     rate_penalty: adds ``rate_penalty * mean(z)^2`` per memory-unit layer (z: update gates).
     resume: continue the run saved in ``out_dir`` (same settings but ``RESUMABLE``).
-    overwrite: replace a run already in ``out_dir`` (else such a folder is refused).
+    overwrite: replace a run already in ``out_dir`` (else such a folder is refused): the
+        files the previous run wrote there (``files.RUN_OUTPUTS``) are removed once the run
+        is set up, just before training starts; other files in the folder stay.
     device: where the model and batches live (``"cpu"``, ``"cuda"``...).
     """
 
@@ -111,16 +114,27 @@ class TrainConfig(CellChoice):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr: expected a positive number, got {self.lr!r}")
+        check_seed(self.seed, "seed")
+        # the model settings, checked now (before any work), not when the task is built
+        cell_choice = {f.name: getattr(self, f.name) for f in fields(CellChoice)}
+        ModelConfig(input_size=1, output_size=1, readout=self.readout or "mean", **cell_choice)
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr: expected a positive finite number, got {self.lr!r}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"weight_decay: expected a non-negative finite number, got {self.weight_decay!r}")
+        if not self.clip > 0:  # 0 would zero every gradient, a negative one flip them
+            raise ValueError(f"clip: expected a positive gradient norm (inf: no clipping), got {self.clip!r}")
+        betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else ()
+        if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
+            raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas!r}")
         if not 0 < self.final_lr_fraction <= 1:
             raise ValueError(f"final_lr_fraction: expected a number in (0, 1], got {self.final_lr_fraction!r}")
         for name in ("anneal_hold", "anneal_decay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
-        if not self.rate_penalty >= 0:
-            raise ValueError(f"rate_penalty: expected a non-negative number, got {self.rate_penalty!r}")
+        if not (self.rate_penalty >= 0 and math.isfinite(self.rate_penalty)):
+            raise ValueError(f"rate_penalty: expected a non-negative finite number, got {self.rate_penalty!r}")
         for name in ("stop_at", "target"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 1:
@@ -227,6 +241,7 @@ def evaluate(model: nn.Module, task: Task, split: Split, batch_size: int = 64,
              rank: int = 0, world: int = 1) -> dict:
     """``{"loss", "accuracy", "count"}`` of ``model`` on ``split`` (this rank's rows only:
     ``rank::world``; sum ``loss * count`` and correct counts over ranks yourself)."""
+    check_positive_int(batch_size, "batch_size")
     was_training = model.training
     model.eval()
     loss_sum, correct, decisions, rows = 0.0, 0, 0, 0
@@ -285,12 +300,27 @@ def train(config: TrainConfig | dict, *, data_parallel: Optional[bool] = None) -
     ranks = Ranks(data_parallel)
     ranks.share_cores()
     folder = (RunFolder(config.out_dir, overwrite=config.overwrite, resume=config.resume)
-              if config.out_dir and ranks.main else contextlib.nullcontext())
-    with folder:  # checked and locked before any work
-        return _train(config, ranks)
+              if config.out_dir and ranks.main else None)
+    with folder or contextlib.nullcontext():  # checked and locked before any work
+        return _train(config, ranks, folder)
 
 
-def _train(config: TrainConfig, ranks: Ranks) -> TrainResult:
+class RunInterrupted(KeyboardInterrupt):
+    """A training run ended by Ctrl-C or SIGTERM; its message says at which step and where
+    its checkpoint and metrics were saved (one line)."""
+
+
+def _interrupted_message(steps: int, where: Optional[str], step: int, checkpoint_step: Optional[int]) -> str:
+    if where is None:
+        return f"interrupted at step {step} of {steps}; nothing saved (no out_dir)"
+    if checkpoint_step is None:
+        return (f"interrupted at step {step} of {steps}, before the first checkpoint; "
+                f"metrics (marked interrupted) saved in {where}")
+    return (f"interrupted at step {step} of {steps}; checkpoint of step {checkpoint_step} and "
+            f"metrics (marked interrupted) saved in {where} (`cmru-neuro train --resume --out {where}` continues it)")
+
+
+def _train(config: TrainConfig, ranks: Ranks, folder: Optional[RunFolder] = None) -> TrainResult:
     task = make_task(config.task, **config.task_options)
     model_config = config.model_config(task)
     torch.manual_seed(config.seed)
@@ -327,6 +357,7 @@ def _train(config: TrainConfig, ranks: Ranks) -> TrainResult:
     if config.resume:
         first, best_weights = _resume(out_dir, run_config, model, optimizer, scheduler, metrics, loop)
         history = metrics["history"]
+    saved = {"checkpoint": first - 1 if config.resume else None, "step": first - 1}
 
     def write(step: int, final: bool = False) -> None:
         if out_dir is None or not ranks.main:
@@ -338,6 +369,7 @@ def _train(config: TrainConfig, ranks: Ranks) -> TrainResult:
                      "rng": torch.get_rng_state(), "loop": dict(loop, seconds=elapsed())}
             _atomic_torch_save(state, out_dir / TRAINER_NAME)
         write_json(out_dir / METRICS_NAME, {"config": run_config, "metrics": metrics})
+        saved["checkpoint"] = step
         if final:
             plot_histories({f"{config.cell} seed {config.seed}": history}, out_dir / CURVES_NAME,
                            title=f"{config.task}: {config.cell}", chance=task.chance)
@@ -356,6 +388,7 @@ def _train(config: TrainConfig, ranks: Ranks) -> TrainResult:
         nonlocal best_weights
         step = first - 1
         for step in range(first, config.steps + 1):
+            saved["step"] = step
             epsilon = schedule.apply(model, step - 1) if schedule is not None else None
             index = next(batches)[ranks.rank :: ranks.world][:per_rank]
             inputs, targets = (v.to(config.device) for v in task.batch(train_rows, index))
@@ -396,6 +429,8 @@ def _train(config: TrainConfig, ranks: Ranks) -> TrainResult:
                 write(step)
         return step
 
+    if config.overwrite and folder is not None:
+        folder.clear()  # set up without error: the previous run's files go, none is mistaken for ours
     progress = _progress(config, ranks.main, first - 1)
     network.train()
     step = first - 1
@@ -409,7 +444,11 @@ def _train(config: TrainConfig, ranks: Ranks) -> TrainResult:
             write_json(out_dir / METRICS_NAME, {"config": run_config, "metrics": metrics})
             plot_histories({f"{config.cell} seed {config.seed} (interrupted)": history}, out_dir / CURVES_NAME,
                            title=f"{config.task}: {config.cell} (interrupted at step {done})", chance=task.chance)
-        raise
+        if not ranks.main and out_dir is not None:
+            raise RunInterrupted(f"interrupted at step {saved['step']} of {config.steps} (rank {ranks.rank}; "
+                                 f"rank 0 saves the run in {out_dir})") from None
+        raise RunInterrupted(_interrupted_message(config.steps, config.out_dir, saved["step"],
+                                                  saved["checkpoint"])) from None
     progress.close()
     metrics["interrupted"] = False
     metrics["seconds"] = elapsed()
@@ -526,4 +565,4 @@ def plot_histories(histories: dict, path: Path, title: str = "", chance: Optiona
     return path
 
 
-__all__ = ["TrainConfig", "TrainResult", "evaluate", "plot_histories", "train"]
+__all__ = ["RunInterrupted", "TrainConfig", "TrainResult", "evaluate", "plot_histories", "train"]

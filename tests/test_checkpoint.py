@@ -101,6 +101,7 @@ train(dict(task="copy-first", task_options=dict(length=8, classes=2, train_size=
 """
 
 
+@pytest.mark.reliability
 @pytest.mark.timeout(60)
 def test_a_run_killed_mid_way_leaves_a_loadable_checkpoint(tmp_path):
     path = tmp_path / "model.safetensors"

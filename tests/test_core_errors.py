@@ -143,3 +143,34 @@ def test_a_unit_that_changes_its_update_must_say_whether_it_is_fusable():
     reference = MemoryUnit(3, 4)
     reference.load_state_dict(unit.state_dict())
     assert torch.equal(unit(x)[0], reference(2 * x)[0])
+
+
+@pytest.mark.parametrize("arch", ["reference", "block"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_training_models_name_x_and_the_dtype_they_expect(arch, dtype):
+    from cmru_neuro.models import build_model
+
+    model = build_model(dict(input_size=3, output_size=2, hidden=4, arch=arch))
+    with pytest.raises(TypeError, match=rf"x: expected dtype torch.float32 \(the module's parameters\), got {dtype}"):
+        model(torch.randn(5, 2, 3).to(dtype))
+    with pytest.raises(ValueError, match=r"x: expected shape \(\*, \*, 3\) \(time, batch, features\), got \(5, 2, 4\)"):
+        model(torch.randn(5, 2, 4))
+    with pytest.raises(ValueError, match="x: expected finite values"):
+        model(torch.full((5, 2, 3), float("nan")))
+    with pytest.raises(ValueError, match="x: expected at least one time step for readout 'mean', got T = 0"):
+        model(torch.randn(0, 2, 3))
+
+
+@pytest.mark.parametrize("arch", ["reference", "block"])
+def test_a_double_training_model_runs_end_to_end_for_every_cell(arch):
+    from cmru_neuro.models import CELLS, build_model
+
+    for cell in CELLS:
+        model = build_model(dict(input_size=3, output_size=2, hidden=4, layers=1, positional=2, arch=arch,
+                                 cell=cell, readout="last")).double()
+        x = torch.randn(5, 2, 3, dtype=torch.float64)
+        out = model(x)
+        assert out.dtype == torch.float64 and out.shape == (2, 2), cell
+        out.square().sum().backward()
+        assert all(p.grad is None or p.grad.dtype == torch.float64 for p in model.parameters()), cell
+        assert model(x[:, 0]).shape == (2,), cell  # unbatched (T, F)

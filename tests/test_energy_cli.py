@@ -112,6 +112,28 @@ def test_energy_input_that_is_not_a_sequence_tensor_is_one_line(
     assert f"--input {path}: {problem}" in err
 
 
+def test_energy_input_with_the_wrong_feature_count_is_one_line(checkpoint, tmp_path, capsys):
+    features = tasks.make_task(TASK["name"], **TASK["options"]).input_size
+    path = tmp_path / "wide.pt"
+    torch.save(torch.zeros(5, 2, features + 3), path)
+    assert cli.main(["energy", str(checkpoint), "--profile", "cpu", "--input", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert (f"--input {path}: expected F = {features} features (the checkpoint's input size) in "
+            f"(T, B, F), got {features + 3} (shape (5, 2, {features + 3}))") in err
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_energy_input_in_another_float_dtype_is_converted_and_said_so(checkpoint, tmp_path, capsys, dtype):
+    features = tasks.make_task(TASK["name"], **TASK["options"]).input_size
+    path = tmp_path / "x.pt"
+    torch.save(torch.randn(6, 2, features).to(dtype), path)
+    assert cli.main(["energy", str(checkpoint), "--profile", "cpu", "--input", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == f"note: --input {path}: converted from {dtype} to the model's torch.float32\n"
+    assert "cpu" in captured.out
+
+
 def test_energy_input_with_zero_steps_is_one_line(checkpoint, tmp_path, capsys):
     path = tmp_path / "empty.pt"
     torch.save(torch.zeros(0, 2, 3), path)

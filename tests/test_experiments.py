@@ -115,3 +115,20 @@ def test_robustness_pools_seeds_per_cell_and_counts_trials(tmp_path):
     assert "mismatch 10%" in header and "input noise σ=0.2" in header and "state noise σ=0.05" in header
     assert all(0 <= statistics.mean(v) <= 1 for v in scores.values())
     assert (tmp_path / "robust" / "robustness.png").exists()
+
+
+def test_the_robustness_legend_covers_no_panel():
+    from cmru_neuro.experiments import robustness_figure
+
+    conditions = [("mismatch", 0.05), ("mismatch", 0.15), ("input", 0.1), ("state", 0.01)]
+    cells = ["bmru", "bmru-anneal", "cmru", "acmru", "lru", "mingru", "mingru-lin", "fq-bmru", "snn"]
+    scores = {cell: {key: [0.5, 0.6] for key in [("clean", 0.0), *conditions]} for cell in cells}
+    figure = robustness_figure(scores, conditions)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    legends = [legend.get_window_extent(renderer) for legend in figure.legends]
+    assert legends and not any(axis.get_legend() for axis in figure.axes)
+    for axis in figure.axes:
+        boxes = [axis.get_tightbbox(renderer)]
+        assert not any(legend.overlaps(box) for legend in legends for box in boxes)
+    assert all(figure.bbox.y0 <= legend.y0 for legend in legends)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cmru_neuro import cli
@@ -97,6 +97,16 @@ def test_kerasspiking_figures_are_the_published_ones():
             "greater than or equal to 0",
         ),
         (lambda d: d["figures"]["ac"].update(value="inf pJ"), "figures.ac.value", "finite"),
+        (
+            lambda d: d["figures"]["ac"].update(value="nan pJ"),
+            "figures.ac.value",
+            "'nan pJ' is not a finite number: expected an energy",
+        ),
+        (
+            lambda d: d["figures"]["static_power"].update(value="-nan mW"),
+            "figures.static_power.value",
+            "'-nan mW' is not a finite number: expected a power",
+        ),
         (lambda d: d["figures"]["ac"].update(value=26), "figures.ac.value", "26 has no unit"),
         (lambda d: d["figures"]["ac"].update(value="26"), "figures.ac.value", "'26' has no unit"),
         (
@@ -144,6 +154,7 @@ def test_a_bad_profile_file_names_file_field_and_problem(tmp_path, change, field
     assert problem in message
 
 
+@pytest.mark.reliability
 @given(
     mantissa=st.floats(0.01, 999.0, allow_nan=False),
     prefix=st.sampled_from(["", "m", "u", "µ", "n", "p", "f"]),
@@ -166,6 +177,7 @@ def test_values_written_with_units_are_read_in_si(mantissa, prefix, field):
     assert again.value(field) == profile.value(field)
 
 
+@pytest.mark.reliability
 @given(value=st.one_of(st.text(max_size=24), st.floats(), st.integers(), st.none()))
 def test_any_value_is_read_or_refused_with_a_profile_error(value):
     data = _good()
@@ -204,6 +216,21 @@ def test_implausible_values_warn_naming_the_figure(tmp_path, capsys, field, valu
     out = capsys.readouterr().out
     assert f"{path}: valid, 1 warning(s)" in out
     assert f"warning: figures.{field}.value" in out and "check its unit" in out
+
+
+@pytest.mark.parametrize("field, value", [("ac", "0 pJ"), ("mac", "0 J"), ("neuron_update", "0 fJ"),
+                                          ("step_duration", "0 s")])
+def test_a_zero_energy_per_operation_warns_as_implausible(tmp_path, capsys, field, value):
+    data = _good()
+    data["figures"][field]["value"] = value
+    unit = P.FIGURES[field].unit
+    with pytest.warns(P.ProfileWarning, match=rf"loihi: figures\.{field}\.value = 0 {unit} is implausible"):
+        HardwareProfile.model_validate(data)
+    path = _write(tmp_path, data)
+    assert cli.main(["profiles", "--check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: valid, 1 warning(s)" in out and f"warning: figures.{field}.value = 0 {unit}" in out
+    assert "leave the figure out (or list it in bundled)" in out
 
 
 def test_each_figure_field_parses_in_the_unit_of_its_spec():
@@ -272,3 +299,127 @@ def test_profiles_command_lists_shows_and_checks(tmp_path, capsys):
     assert "figures.mac.status" in capsys.readouterr().err
     assert cli.main(["profiles", "--show", "lohi"]) == 2
     assert "did you mean loihi" in capsys.readouterr().err
+
+
+# -- fuzzed whole profiles and raw YAML text (hypothesis): only ProfileError may come out ------
+
+FUZZ_SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                             HealthCheck.too_slow])
+GOOD_TEXT = (SHIPPED / "loihi.yaml").read_text()
+# what YAML and pint make something of: indicators, quotes, tags, anchors, numbers, units
+YAML_PIECES = st.sampled_from(
+    [":", "- ", "? ", "{", "}", "[", "]", ",", "'", '"', "!!", "!!binary", "!!set", "!!python/name:x",
+     "&a", "*a", "|", ">", "#", "%YAML 1.1", "---", "...", "\n", "\t", "  ", "~", "null", "true",
+     ".nan", ".inf", "-.inf", "1e999", "0x1F", "0o7", "2001-13-45", "2001-12-14t21:59:43.10-05:00",
+     "26 pJ", "nan pJ", "1 ms", "29 mW", "0 J", "pJ", "kHz", "µ", "\u2028", "\x00", "\ufeff",
+     "value:", "status: assumed", "source: x", "figures:", "kind: analog", "<<: *a"]
+)
+TEXT_EDITS = st.lists(
+    st.tuples(st.sampled_from(["delete", "insert", "duplicate"]), st.floats(0, 1), st.integers(1, 40),
+              st.one_of(YAML_PIECES, st.text(max_size=8))),
+    min_size=1, max_size=6,
+)
+YAML_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12),
+              st.sampled_from(["26 pJ", "1 ms", "29 mW", "0 J", "nan pJ", "assumed", "measured", "analog",
+                               "clocked", "loihi", "ac", "mac", "x" * 300])),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.one_of(st.text(max_size=10), st.integers(),
+                                                      st.sampled_from(sorted(P.FIGURES))), inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+def _only_profile_errors(read):
+    """``read()`` returns a profile or raises ProfileError (one line): nothing else."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", P.ProfileWarning)
+        try:
+            profile = read()
+        except ProfileError as error:
+            assert "\n" not in str(error) and str(error).startswith("hardware profile ")
+            return None
+    assert isinstance(profile, HardwareProfile)
+    for _, figure in profile.figure_items():
+        assert math.isfinite(figure.value) and figure.value >= 0
+    return profile
+
+
+@pytest.mark.reliability
+@settings(max_examples=150, **FUZZ_SETTINGS)
+@example(content=b"\x80")  # not UTF-8 (once a UnicodeDecodeError)
+@example(content="a: 2001-13-45")  # YAML's timestamp constructor: ValueError
+@example(content="a: !!float abc")
+@example(content="[" * 2000)  # RecursionError in the parser
+@given(content=st.one_of(st.binary(max_size=300), st.text(max_size=300),
+                         st.lists(YAML_PIECES, max_size=30).map("".join)))
+def test_fuzzed_raw_profile_files_give_only_profile_errors(tmp_path, content):
+    path = tmp_path / "fuzz.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8", errors="surrogatepass")
+    _only_profile_errors(lambda: read_profile(path))
+
+
+@pytest.mark.reliability
+@settings(max_examples=250, **FUZZ_SETTINGS)
+@given(edits=TEXT_EDITS)
+def test_fuzzed_edits_of_a_shipped_profile_give_only_profile_errors(tmp_path, edits):
+    text = GOOD_TEXT
+    for kind, where, size, piece in edits:
+        at = int(where * len(text))
+        if kind == "delete":
+            text = text[:at] + text[at + size:]
+        elif kind == "insert":
+            text = text[:at] + piece + text[at:]
+        else:
+            text = text[:at] + text[at:at + size] + text[at:]
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    _only_profile_errors(lambda: read_profile(path))
+
+
+def _paths(data, prefix=()):
+    """Every (path) to a value inside nested dicts and lists."""
+    yield prefix
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _paths(value, (*prefix, index))
+
+
+GOOD_PATHS = list(_paths(_good()))
+
+
+@pytest.mark.reliability
+@settings(max_examples=250, **FUZZ_SETTINGS)
+@example(changes=[((), {"\n": None})])  # a key holding a newline once broke the one-line message
+@example(changes=[(("sources",), {"a\nb": "x"}), (("figures", "ac", "source"), "zz")])
+@given(changes=st.lists(st.tuples(st.sampled_from(GOOD_PATHS), st.one_of(YAML_VALUES, st.just("<delete>"))),
+                        min_size=1, max_size=4))
+def test_fuzzed_whole_profiles_give_only_profile_errors(changes):
+    data = _good()
+    for path, value in changes:
+        if not path:
+            data = value
+            continue
+        parent = data
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            if value == "<delete>":
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier change removed or replaced this path
+    _only_profile_errors(lambda: P.parse_profile(data, "fuzz.yaml"))
+    # the YAML text of the same data, read from a file, too
+    try:
+        text = yaml.safe_dump(data)
+    except yaml.YAMLError:
+        return
+    _only_profile_errors(lambda: P.parse_profile(yaml.safe_load(text), "fuzz.yaml"))

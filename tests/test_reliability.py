@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 from cmru_neuro import training as training_module
 from cmru_neuro.checkpoint import load_checkpoint, save_checkpoint
 from cmru_neuro.cli import build_parser, main
+from cmru_neuro.commands import train as train_command
 from cmru_neuro.files import LOCK_NAME, RunFolder
 from cmru_neuro.models import build_model
 from cmru_neuro.training import TrainConfig, train
@@ -95,7 +96,7 @@ def test_train_without_out_saves_into_a_new_folder_and_says_where(tmp_path, monk
 def test_an_interrupted_run_says_so_keeps_its_checkpoint_and_draws_its_curves(tmp_path, interrupt_training):
     interrupt_training(7)
     out = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match=f"checkpoint of step 6 and metrics .* saved in {out}"):
         train(TrainConfig(**TINY, steps=20, eval_every=3, checkpoint_every=3, out_dir=str(out)))
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert metrics["interrupted"] is True and metrics["steps"] == 6
@@ -112,6 +113,82 @@ def test_the_lock_is_released_after_a_failed_run(tmp_path):
         train(TrainConfig(**TINY, steps=2, rate_penalty=1.0, cell="lru", out_dir=str(out)))
     with RunFolder(out):
         pass
+
+
+def test_every_run_folder_is_checked_before_any_run_trains(tmp_path, monkeypatch, capsys):
+    """train (several seeds), compare and sensitivity check all their folders up front."""
+    runs, compared, swept = tmp_path / "r2", tmp_path / "c", tmp_path / "s"
+    grid = ["--cells", "cmru", "--init-scales", "1", "--threshold-biases", "1", "--seeds", "0"]
+    assert main(["train", *CLI_TINY, "--seeds", "0", "1", "--out", str(runs)]) == 0
+    assert main(["train", *CLI_TINY, "--cell", "lru", "--out", str(compared / "lru-s0")]) == 0
+    assert main(["sensitivity", *CLI_TINY, *grid, "--out", str(swept)]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(training_module, "make_task", lambda *a, **k: pytest.fail("a run started"))
+    one_line_error(capsys, main(["train", *CLI_TINY, "--seeds", "2", "1", "--out", str(runs)]),
+                   f"{runs / 's1'} already holds a run")
+    assert sorted(p.name for p in runs.iterdir()) == ["s0", "s1"]  # s2 neither trained nor left behind
+    one_line_error(capsys, main(["compare", *CLI_TINY, "--cells", "cmru", "lru", "--seeds", "0",
+                                 "--out", str(compared)]), f"{compared / 'lru-s0'} already holds a run")
+    assert not (compared / "cmru-s0" / "model.safetensors").exists()
+    one_line_error(capsys, main(["sensitivity", *CLI_TINY, *grid, "--out", str(swept)]),
+                   f"{swept} already holds a sensitivity result", "--overwrite")
+    one_line_error(capsys, main(["compare", *CLI_TINY, "--cells", "cmru", "cmru", "--out", str(compared)]),
+                   "--cells: expected distinct cells, got cmru more than once")
+
+
+def test_default_run_folders_are_unique_within_one_second(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train_command.time, "strftime", lambda *a: "20250101-000000")
+    assert main(["train", *CLI_TINY]) == 0 and main(["train", *CLI_TINY]) == 0
+    folders = [line.rsplit("saved in ", 1)[1] for line in capsys.readouterr().out.splitlines()]
+    assert folders == ["runs/train/copy-first-cmru-20250101-000000", "runs/train/copy-first-cmru-20250101-000000-2"]
+    assert all((tmp_path / folder / "model.safetensors").exists() for folder in folders)
+
+
+def test_new_run_folders_are_distinct_between_racing_processes(tmp_path):
+    from cmru_neuro.files import new_run_folder
+
+    import cmru_neuro.files as files  # loaded alone in each racer: no torch import, they start together
+
+    code = textwrap.dedent(f"""
+        import importlib.util, sys, time
+        spec = importlib.util.spec_from_file_location("files", {files.__file__!r})
+        files = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(files)
+        while time.time() < {time.time() + 1.5!r}:
+            pass
+        print(files.new_run_folder({str(tmp_path)!r}, "same"))
+    """)
+    racers = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(8)]
+    names = [racer.communicate(timeout=120)[0].strip() for racer in racers]
+    assert len(set(names)) == 8 and all(racer.returncode == 0 for racer in racers)
+    assert new_run_folder(tmp_path, "same").name == "same-9"
+
+
+def test_overwrite_removes_the_previous_runs_files_and_keeps_others(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *CLI_TINY, "--out", str(out)]) == 0
+    assert (out / "best.safetensors").exists()
+    (out / "notes.txt").write_text("mine")
+    (out / ".model.safetensors.999.tmp").write_bytes(b"left by a killed run")
+    assert main(["train", *CLI_TINY, "--no-keep-best", "--lr", "0.5", "--out", str(out), "--overwrite"]) == 0
+    assert not (out / "best.safetensors").exists() and not (out / ".model.safetensors.999.tmp").exists()
+    assert (out / "notes.txt").read_text() == "mine"  # not a run's file: left alone
+    assert json.loads((out / "metrics.json").read_text())["config"]["training"]["lr"] == 0.5
+    assert {"model.safetensors", "trainer.pt", "metrics.json", "curves.png"} <= {p.name for p in out.iterdir()}
+
+
+def test_an_interrupted_command_says_where_its_checkpoint_and_metrics_are(tmp_path, interrupt_training, capsys):
+    interrupt_training(7)
+    out = tmp_path / "run"
+    code = main(["train", *CLI_TINY, "--steps", "20", "--eval-every", "3", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 130 and len(err.splitlines()) == 1, err
+    assert err == (f"cmru-neuro train: interrupted at step 7 of 20; checkpoint of step 6 and metrics (marked "
+                   f"interrupted) saved in {out} (`cmru-neuro train --resume --out {out}` continues it)")
+    interrupt_training(2)
+    code = main(["train", *CLI_TINY, "--steps", "20", "--eval-every", "3", "--out", str(tmp_path / "early")])
+    assert code == 130 and "before the first checkpoint; metrics (marked interrupted) saved in" in capsys.readouterr().err
 
 
 # -- checkpoints ---------------------------------------------------------------------------
@@ -162,9 +239,54 @@ def test_a_header_that_names_another_model_is_refused(tmp_path):
     (["train", "--seeds", "0", "1", "0"], "--seeds: expected distinct seeds, got 0 more than once"),
     (["compare", "--seeds", "2", "2"], "--seeds: expected distinct seeds"),
     (["train", "--resume"], "--resume: expected --out DIR"),
+    (["train", "--clip", "0"], "clip: expected a positive gradient norm (inf: no clipping), got 0.0"),
+    (["train", "--clip", "-1"], "clip: expected a positive gradient norm"),
+    (["train", "--clip", "nan"], "clip: expected a positive gradient norm"),
+    (["train", "--weight-decay", "-1"], "weight_decay: expected a non-negative finite number, got -1.0"),
+    (["train", "--lr", "inf"], "lr: expected a positive finite number, got inf"),
+    (["train", "--rate-penalty", "inf"], "rate_penalty: expected a non-negative finite number"),
+    (["train", "--init-scale", "inf"], "init_scale: expected a positive finite number, got inf"),
+    (["train", "--threshold-bias", "nan"], "threshold_bias: expected a finite number, got nan"),
+    (["train", "--dropout", "1"], "dropout: expected a number in [0, 1)"),
+    (["train", "--batch-size", "0"], "batch_size: expected a positive integer, got 0"),
+    (["train", "--seeds", "-1"], "--seeds: expected an integer seed in [0, 2^63), got -1"),
+    (["train", "--seeds", str(2**64)], "--seeds: expected an integer seed in [0, 2^63)"),
+    (["compare", "--cells", "cmru", "cmru"], "--cells: expected distinct cells"),
+    (["compare", "--clip", "0"], "clip: expected a positive gradient norm"),
+    (["sensitivity", "--init-scales", "1", "0"], "init_scale: expected a positive finite number, got 0.0"),
+    (["sensitivity", "--threshold-biases", "nan"], "threshold_bias: expected a finite number, got nan"),
+    (["evaluate", "x.safetensors", "--batch-size", "0"], "--batch-size: expected a positive integer, got 0"),
+    (["robustness", "x.safetensors", "--samples", "0"], "--samples: expected a positive integer, got 0"),
+    (["robustness", "x.safetensors", "--samples", "-3"], "--samples: expected a positive integer, got -3"),
+    (["robustness", "x.safetensors", "--trials", "0"], "--trials: expected a positive integer, got 0"),
+    (["robustness", "x.safetensors", "--levels", "nan"], "--levels: expected a non-negative finite percentage"),
+    (["robustness", "x.safetensors", "--input-noise", "-0.1"], "--input-noise: expected a non-negative finite"),
+    (["robustness", "x.safetensors", "--state-noise", "inf"], "--state-noise: expected a non-negative finite"),
+    (["robustness", "x.safetensors", "--seed", "-1"], "--seed: expected an integer seed in [0, 2^63)"),
+    (["energy", "x.safetensors", "--samples", "0"], "--samples: expected a positive integer, got 0"),
+    (["energy", "x.safetensors", "--step-duration", "inf"], "--step-duration: expected a positive finite number of seconds"),
+    (["energy", "x.safetensors", "--step-duration", "0"], "--step-duration: expected a positive finite number of seconds"),
+    (["deploy", "x.safetensors", "--input-bits", "1"], "--input-bits: expected a signed width of 2 to 24 bits, got 1"),
+    (["deploy", "x.safetensors", "--timeout", "inf"], "--timeout: expected a positive finite number of seconds"),
+    (["deploy", "x.safetensors", "--sequences", "0"], "--sequences: expected a positive integer, got 0"),
+    (["demo", "--seed", "-1"], "--seed: expected an integer seed in [0, 2^63)"),
 ])
-def test_bad_values_are_one_line_errors(argv, message, capsys):
+def test_bad_values_are_one_line_errors(argv, message, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # nothing is written (demo's report folder included)
     one_line_error(capsys, main(argv), message)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--steps", "x"], "cmru-neuro train: error: argument --steps: invalid int value: 'x' (see cmru-neuro train --help)"),
+    (["energy"], "cmru-neuro energy: error: the following arguments are required: checkpoint"),
+    (["tran"], "cmru-neuro: error: argument COMMAND: invalid choice: 'tran'"),
+])
+def test_argument_syntax_errors_are_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert done.value.code == 2 and len(err.splitlines()) == 1 and err.startswith(message), err
 
 
 def test_version_and_every_option_has_help_showing_its_default(capsys):
@@ -173,9 +295,13 @@ def test_version_and_every_option_has_help_showing_its_default(capsys):
     assert done.value.code == 0 and capsys.readouterr().out.startswith("cmru-neuro ")
     parser = build_parser()
     for name, command in parser._subparsers._group_actions[0].choices.items():
+        formatter = command._get_formatter()
         for action in command._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help, f"{name} {action.option_strings[0]} has no help"
+            if action.option_strings and action.nargs != 0:  # every valued option: its default, once
+                shown = formatter._expand_help(action)
+                assert shown.lower().count("default") == 1, f"{name} {action.option_strings[0]}: {shown}"
         text = command.format_help()
         if name == "train":
             assert "(default: 1000)" in text and "(default: 0.001)" in text
@@ -283,7 +409,9 @@ def test_sigterm_ends_a_training_run_like_ctrl_c(tmp_path):
         time.sleep(0.1)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 130
-    assert process.stderr.read().strip().endswith("train: interrupted")
+    err = process.stderr.read().strip()
+    assert len(err.splitlines()) == 1 and "train: interrupted at step" in err, err
+    assert f"metrics (marked interrupted) saved in {out}" in err
     assert json.loads((out / "metrics.json").read_text())["metrics"]["interrupted"] is True
 
 

@@ -7,6 +7,7 @@ import json
 
 import torch
 
+from .._checks import check_seed
 from ..layers import INITS
 from ..models import ARCHS, CELLS
 from ..tasks import TASKS
@@ -59,9 +60,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip", type=float, default=DEFAULTS.clip, help="gradient-norm clipping")
     parser.add_argument("--eval-every", type=int,
                         help="steps between validation evaluations and checkpoints (default: steps // 20)")
-    parser.add_argument("--stop-at", type=float, help="stop once validation accuracy reaches this")
+    parser.add_argument("--stop-at", type=float, help="stop once validation accuracy reaches this (default: run every step)")
     parser.add_argument("--target", type=float, help="accuracy that counts as converged (default: the task's)")
-    parser.add_argument("--time-limit", type=float, help="seconds of training per run")
+    parser.add_argument("--time-limit", type=float, help="seconds of training per run (default: no limit)")
     parser.add_argument("--anneal", action=argparse.BooleanOptionalAction, default=None,
                         help="epsilon annealing 1 -> 0 (default: on for bmru-anneal only)")
     parser.add_argument("--anneal-hold", type=int, default=DEFAULTS.anneal_hold,
@@ -119,13 +120,19 @@ def check_seeds(seeds: list[int]) -> list[int]:
     repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
     if repeated:
         raise ValueError(f"--seeds: expected distinct seeds, got {', '.join(map(str, repeated))} more than once")
+    for seed in seeds:
+        check_seed(seed, "--seeds")
     return seeds
 
 
 def check_cells(cells: list[str]) -> list[str]:
+    """``cells`` if each is known and none repeats (two runs would share a folder)."""
     unknown = [cell for cell in cells if cell not in CELLS]
     if unknown:
         raise ValueError(f"--cells: unknown cell(s) {', '.join(unknown)}; expected any of {', '.join(CELLS)}")
+    repeated = sorted({cell for cell in cells if cells.count(cell) > 1})
+    if repeated:
+        raise ValueError(f"--cells: expected distinct cells, got {', '.join(repeated)} more than once")
     return cells
 
 

@@ -22,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_training_arguments(parser)
     parser.add_argument("--budget", type=int, metavar="PARAMETERS",
-                        help="size each cell's width to this parameter count (closest; the table says each count)")
-    parser.add_argument("--out", metavar="DIR", help="write compare.md/.json/.png and one folder per run")
+                        help="size each cell's width to this parameter count (closest; the table says each count) "
+                             "(default: every cell at --hidden)")
+    parser.add_argument("--out", metavar="DIR", help="write compare.md/.json/.png and one folder per run (default: none; only the table is printed)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -27,15 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a profile name or YAML path (repeatable; default: every profile)",
     )
     parser.add_argument(
-        "--profile-dir", metavar="DIR", help="also load every *.yaml profile in DIR"
+        "--profile-dir", metavar="DIR",
+        help="also load every *.yaml profile in DIR (default: the shipped profiles only)",
     )
     parser.add_argument(
-        "--samples", type=int, default=8, help="test examples to average over (default 8)"
+        "--samples", type=int, default=8, help="test examples to average over (default %(default)s)"
     )
     parser.add_argument(
         "--input",
         metavar="FILE",
-        help="example input: a .pt tensor, time-first (T, B, F), instead of the checkpoint's task",
+        help="example input: a .pt tensor, time-first (T, B, F), with the checkpoint's F features "
+        "(default: --samples test examples of the checkpoint's task)",
     )
     parser.add_argument(
         "--step-duration",
@@ -52,8 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--detail", action="store_true", help="print the per-layer table of every profile"
     )
-    parser.add_argument("--json", metavar="FILE", help="write every report as JSON")
-    parser.add_argument("--plot", metavar="FILE", help="write a bar chart across targets (PNG)")
+    parser.add_argument("--json", metavar="FILE", help="write every report as JSON (default: none)")
+    parser.add_argument(
+        "--plot", metavar="FILE", help="write a bar chart across targets, PNG (default: none)"
+    )
 
 
 def example_input(checkpoint, args: argparse.Namespace) -> torch.Tensor:
@@ -79,17 +84,32 @@ def example_input(checkpoint, args: argparse.Namespace) -> torch.Tensor:
                 f"--input {args.input}: expected a floating-point tensor (T, B, F), got "
                 f"{tensor.dtype} of shape {tuple(tensor.shape)}"
             )
+        features = checkpoint.model_config.input_size
+        if tensor.shape[-1] != features:
+            raise ValueError(
+                f"--input {args.input}: expected F = {features} features (the checkpoint's input "
+                f"size) in (T, B, F), got {tensor.shape[-1]} (shape {tuple(tensor.shape)})"
+            )
+        dtype = next(checkpoint.model.parameters()).dtype
+        if tensor.dtype != dtype:  # the counts do not need its precision: converted, said so
+            print(
+                f"note: --input {args.input}: converted from {tensor.dtype} to the model's {dtype}",
+                file=sys.stderr,
+            )
+            tensor = tensor.to(dtype)
         return tensor
-    if args.samples < 1:
-        raise ValueError(f"--samples: expected a positive number, got {args.samples}")
     task = checkpoint.make_task()
     inputs, _ = task.batch(task.test, slice(0, args.samples))
     return inputs
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._checks import check_positive_int, check_positive_number
     from ..checkpoint import load_checkpoint
 
+    check_positive_int(args.samples, "--samples")
+    if args.step_duration is not None:
+        check_positive_number(args.step_duration, "--step-duration", what="number of seconds")
     if args.profile_dir:
         register_profile_dir(args.profile_dir)
     checkpoint = load_checkpoint(args.checkpoint)

@@ -15,9 +15,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._checks import check_positive_int
     from ..checkpoint import load_checkpoint
     from ..training import evaluate
 
+    check_positive_int(args.batch_size, "--batch-size")
     checkpoint = load_checkpoint(args.checkpoint)
     task = checkpoint.make_task()
     scores = evaluate(checkpoint.model.to(args.device), task, getattr(task, args.split), args.batch_size)

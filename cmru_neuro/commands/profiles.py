@@ -24,15 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--show",
         metavar="NAME",
-        help="print every figure of one profile with its status and source",
+        help="print every figure of one profile with its status and source (default: list every profile)",
     )
     parser.add_argument(
         "--check",
         metavar="FILE",
-        help="validate a profile YAML file, report implausible values (unit mistakes), print it",
+        help="validate a profile YAML file, report implausible values (unit mistakes), print it "
+        "(default: no file checked)",
     )
     parser.add_argument(
-        "--profile-dir", metavar="DIR", help="also load every *.yaml profile in DIR"
+        "--profile-dir", metavar="DIR",
+        help="also load every *.yaml profile in DIR (default: the shipped profiles only)",
     )
     parser.add_argument("--json", action="store_true", help="print the profiles as JSON")
 

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_seeds_argument(parser, [0, 1, 2])
     add_model_arguments(parser)
     add_training_arguments(parser)
-    parser.add_argument("--out", metavar="DIR", help="write sensitivity.md/.json/.png")
+    parser.add_argument("--out", metavar="DIR", help="write sensitivity.md/.json/.png (default: none; only the table is printed)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """``cmru-neuro train``: train one cell on a task (one or several seeds), with checkpoints,
 JSON metrics and learning curves. Every run is saved in a folder of its own (``--out``, or
-a new time-stamped one under ``runs/train/``) and the command says where. Under
+a new time-stamped one under ``runs/train/``, suffixed ``-2``, ``-3``... when a run started in
+the same second took the name) and the command says where. Under
 ``torchrun --nproc_per_node=N``: one seed trains data parallel; several seeds are split
 across the ranks."""
 
@@ -46,11 +47,11 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not args.out:
         raise ValueError("--resume: expected --out DIR naming the run to continue")
     base = config_from_args(args, cell=args.cell, resume=args.resume)
-    out = Path(args.out) if args.out else DEFAULT_ROOT / f"{args.task}-{args.cell}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Path(args.out) if args.out else default_folder(f"{args.task}-{args.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
     if len(seeds) == 1:
         configs = [replace(base, seed=seeds[0], out_dir=str(out))]
         results = [train(configs[0]).metrics]
-    else:
+    else:  # every seed's folder is checked (and locked) before any seed trains
         configs = [replace(base, seed=seed, out_dir=str(out / f"s{seed}")) for seed in seeds]
         results = run_sweep(configs)
     if is_main_process():
@@ -59,3 +60,19 @@ def run(args: argparse.Namespace) -> int:
                   f"test loss {metrics['test_loss']:.4g}, {metrics['steps']} steps, "
                   f"{metrics['seconds']:.0f} s; saved in {config.out_dir}")
     return 0
+
+
+def default_folder(stem: str) -> Path:
+    """A new folder ``DEFAULT_ROOT/stem`` (``stem-2``... when taken), created exclusively so
+    that runs started in the same second never share one; under torchrun rank 0 creates it
+    and tells the others."""
+    import torch.distributed as dist
+
+    from ..files import new_run_folder
+    from ..training import Ranks
+
+    ranks = Ranks(data_parallel=True)  # joins the torchrun job, if any
+    name = [str(new_run_folder(DEFAULT_ROOT, stem)) if ranks.main else None]
+    if ranks.world > 1:
+        dist.broadcast_object_list(name, src=0)
+    return Path(name[0])

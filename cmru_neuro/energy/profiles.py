@@ -4,7 +4,8 @@ A profile is a YAML file (``hardware_profiles/*.yaml`` ships with the package) o
 :class:`HardwareProfile` built in Python. Every figure carries its value written with its
 unit (``"23.6 pJ"``, ``"29 mW"``, ``"1 ms"``; read by pint, kept in J, W or s), a status
 (measured / datasheet / derived / assumed) and the key of its citation in ``sources``.
-A bare number is rejected; a value outside the plausible range of its figure warns
+A bare number or a value that is not a finite number is rejected; a value outside the
+plausible range of its figure (or a zero energy per operation) warns
 (:class:`ProfileWarning`). :func:`get_profile` resolves a name, a path or a profile object.
 """
 
@@ -244,12 +245,21 @@ class HardwareProfile(BaseModel):
         return lines
 
     def implausible_figures(self) -> list[str]:
-        """One line per nonzero figure outside the plausible range of its kind."""
+        """One line per figure outside the plausible range of its kind; a zero per-operation
+        energy or step duration too (it makes the operation free: leave the figure out, or
+        list it in ``bundled``, when its cost is counted elsewhere)."""
         lines = []
         for field, figure in self.figure_items():
             spec = FIGURES[field]
             low, high = spec.plausible
-            if figure.value and not low <= figure.value <= high:
+            if figure.value == 0 and (spec.unit == "J" or field == "step_duration"):
+                what = "makes every operation free" if spec.unit == "J" else "makes static energy vanish"
+                lines.append(
+                    f"figures.{field}.value = 0 {spec.unit} is implausible for {spec.meaning}: it "
+                    f"{what}; leave the figure out (or list it in bundled) if its cost is "
+                    f"counted elsewhere, else check its value"
+                )
+            elif figure.value and not low <= figure.value <= high:
                 lines.append(
                     f"figures.{field}.value = {si(figure.value, spec.unit)} is outside the "
                     f"plausible range for {spec.meaning} ({si(low, spec.unit)} to "
@@ -261,11 +271,18 @@ class HardwareProfile(BaseModel):
 ProfileLike = Union[str, Path, HardwareProfile]
 
 
+def _key(part: object) -> str:
+    """A field-path part as written: plain when printable, else its repr (a key holding a
+    newline must not break the one-line message)."""
+    text = str(part)
+    return text if text and text.isprintable() and text.strip() == text else repr(part)
+
+
 def _format_validation(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        parts.append(f"field '{where}': {item['msg']}")
+        where = ".".join(_key(p) for p in item["loc"]) or "(top level)"
+        parts.append(f"field '{where}': {' '.join(str(item['msg']).split())}")
     return "; ".join(parts)
 
 
@@ -286,12 +303,18 @@ def read_profile(path: Union[str, Path]) -> HardwareProfile:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"hardware profile {path}: no such file")
+    content = path.read_bytes()  # YAML reads the encoding (UTF-8, -16, -32) itself
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(content)
     except yaml.YAMLError as error:
         raise ProfileError(
             f"hardware profile {path}: not valid YAML: {' '.join(str(error).split())}"
         ) from None
+    # YAML's constructors raise these on values they cannot build (a 13th month, a nesting
+    # too deep), found by fuzzing
+    except (ValueError, TypeError, OverflowError, RecursionError) as error:
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ProfileError(f"hardware profile {path}: not valid YAML: {reason}") from None
     return parse_profile(data, str(path))
 
 

@@ -4,6 +4,7 @@ and SI values written back with a prefix (``3.2e-6 J`` -> ``"3.2 uJ"``)."""
 from __future__ import annotations
 
 import functools
+import math
 from decimal import Decimal
 
 import pint
@@ -23,7 +24,8 @@ def to_si(value: object, unit: str) -> float:
     """``("26 pJ", "J")`` -> ``2.6e-11``: a quantity with its unit, as a number in ``unit``.
 
     ``unit`` is J, W or s. A bare number is rejected (``26`` meant as 26 pJ must never be
-    read as 26 J); so are an unknown unit and a unit of another kind (``"26 mW"`` for J).
+    read as 26 J); so are an unknown unit, a unit of another kind (``"26 mW"`` for J) and a
+    value that is not a finite number (``"nan pJ"``, ``"inf W"``, ``"1e999 J"``).
     """
     kind = KIND_OF_UNIT[unit]
     example = {"J": "26 pJ", "W": "1.2 mW", "s": "1 ms"}[unit]
@@ -50,9 +52,12 @@ def to_si(value: object, unit: str) -> float:
             f"{unit}, e.g. '{example}'"
         )
     try:
-        return float(quantity.to(unit).magnitude)
+        number = float(quantity.to(unit).magnitude)
     except ArithmeticError:
         raise ValueError(f"{value!r} is out of range: expected {kind}, e.g. '{example}'") from None
+    if not math.isfinite(number):  # NaN would otherwise fail the >= 0 check with a misleading message
+        raise ValueError(f"{value!r} is not a finite number: expected {kind}, e.g. '{example}'")
+    return number
 
 
 def si(value: float, unit: str) -> str:
