@@ -159,8 +159,9 @@ class FusedScan(torch.autograd.Function):
             torch.empty_like(h) if wanted else None for wanted in (record_events, trace, trace)
         )
         flags = Flags(fixed, per_step, not cumulative or ctx.needs_input_grad[5])
-        # alpha_t = softplus(raw) by PyTorch (numba's exp is scalar); else a placeholder
-        steps = torch.nn.functional.softplus(currents_[..., -h.shape[-1]:]) if per_step else h
+        # alpha_t = softplus(raw) by PyTorch (numba's exp is scalar), on a contiguous copy
+        # (twice as fast as on the strided block); else a placeholder
+        steps = torch.nn.functional.softplus(currents_[..., -h.shape[-1]:].contiguous()) if per_step else h
         module.forward(currents_, h0_, l0_, *inputs[2:], steps, flags, h, events, levels, gates)
         ctx.save_for_backward(currents_, h0_, l0_, *inputs[2:], steps, h, levels)
         ctx.module, ctx.slope, ctx.flags = module, slope, flags
