@@ -50,6 +50,7 @@ from ._checks import check_choice, check_positive_int, check_positive_number, ch
 from .baselines import LRU, MinGRU
 from .layers import INITS, MemoryUnit
 from .network import READOUTS, UNITS, MemoryNetwork
+from .unit_kinds import UNIT_KINDS
 
 #: Cells by name. "bmru-anneal": a memory unit trained from epsilon 1 (CMRU) to 0 (BMRU) by
 #: the trainer's epsilon annealing, the authors' way to train a BMRU; "bmru" trains at
@@ -211,19 +212,23 @@ def make_cell(name: str, width: int, init_scale: float = 1.0, threshold_bias: fl
     _scale_input_weights(cell, init_scale)
     if output is None or isinstance(cell, LRU):
         return cell
-    return ProjectedCell(cell, width, non_negative=name == "fq-bmru")
+    return ProjectedCell(cell, width, non_negative=_first_quadrant(name))
 
 
 def _unit_options(name: str, threshold_bias: float, init: str, options: dict | None) -> dict:
-    """Memory-unit keyword arguments: ``options`` plus the threshold bias and init (not
-    fq-bmru's, whose definition fixes both); "bmru-anneal" starts at epsilon 1."""
+    """Memory-unit keyword arguments: ``options`` plus the threshold bias and init (not a
+    first-quadrant unit's, whose definition fixes both); "bmru-anneal" starts at epsilon 1."""
     options = dict(options or {})
     if name in ANNEALED_CELLS:
         options.setdefault("epsilon", 1.0)
-    if name != "fq-bmru":
+    if not _first_quadrant(name):
         options.setdefault("threshold_bias", threshold_bias)
         options.setdefault("init", init)
     return options
+
+
+def _first_quadrant(name: str) -> bool:
+    return name in UNIT_KINDS and UNIT_KINDS[name].first_quadrant
 
 
 def _scale_input_weights(cell: nn.Module, factor: float) -> None:

@@ -47,6 +47,12 @@ class UnitKind:
     step_from_input: bool = False
 
     @property
+    def first_quadrant(self) -> bool:
+        """States in {0, alpha} (the circuit's form): non-negative currents and output stage;
+        the unit's definition fixes its thresholds and initialisation."""
+        return self.level_rule == "set-reset"
+
+    @property
     def deployable(self) -> bool:
         """True when the kind has an integer form (golden model, Lava)."""
         return self.level_rule is not None
