@@ -148,6 +148,14 @@ def check_non_negative_number(value, name: str, *, what: str = "number"):
     return value
 
 
+def check_distinct(values: Sequence, name: str, what: str) -> Sequence:
+    """``values`` if none repeats, else a ValueError naming ``name`` and the repeats."""
+    repeated = sorted({value for value in values if list(values).count(value) > 1})
+    if repeated:
+        raise ValueError(f"{name}: expected distinct {what}, got {', '.join(map(str, repeated))} more than once")
+    return values
+
+
 #: Seeds torch accepts: ``torch.manual_seed`` takes a 64-bit integer.
 SEED_LIMIT = 2**63
 

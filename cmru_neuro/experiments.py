@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from ._checks import check_non_negative_number, check_positive_int
+from ._checks import check_distinct, check_non_negative_number, check_positive_int
 from .baselines import LRU, MinGRU
 from .checkpoint import Checkpoint
 from .files import RunFolder, claim_folders
@@ -149,9 +149,7 @@ def compare(base: TrainConfig, cells: Sequence[str], seeds: Sequence[int],
     writes ``compare.md``, ``compare.json``, ``compare.png`` and one folder per run.
     """
     folder = Path(out_dir) if out_dir else None
-    repeated = sorted({cell for cell in cells if list(cells).count(cell) > 1})
-    if repeated:
-        raise ValueError(f"cells: expected distinct cells, got {', '.join(repeated)} more than once")
+    check_distinct(cells, "cells", "cells")
     runs = [replace(base, cell=cell, seed=seed, out_dir=_run_dir(folder, f"{cell}-s{seed}"))
             for cell in cells for seed in seeds]
     summary = _summary_folder(out_dir, "compare", base.overwrite)

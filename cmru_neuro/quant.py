@@ -89,7 +89,7 @@ def network_spec(model: MemoryNetwork | torch.nn.Sequential) -> NetworkSpec:
         hidden = unit.hidden_size
         threshold = np.zeros(hidden)
         threshold_low = np.zeros(hidden)
-        if kind.level_rule == "set-reset":
+        if kind.first_quadrant:
             threshold = unit.threshold_high.detach().double().numpy()
             threshold_low = unit.threshold_low.detach().double().numpy()
             initial = np.where(initial >= 0, 1.0, 0.0)  # s_0 = H(initial_level)
@@ -368,7 +368,7 @@ def dequantize(spec: NetworkSpec, model: MemoryNetwork) -> MemoryNetwork:
     saturates (float32 is exact on these values).
     """
     _check_fixed_point(spec)
-    if unit_kind(model.unit_name).level_rule == "set-reset":
+    if unit_kind(model.unit_name).first_quadrant:
         options = {"rectify_input": spec.rectify_input}
     else:
         options = {"threshold": model.units[0].threshold_mode}
@@ -384,7 +384,7 @@ def dequantize(spec: NetworkSpec, model: MemoryNetwork) -> MemoryNetwork:
             target.projection.weight.copy_(_tensor(layer.weights * scale / step))
             target.projection.bias.copy_(_tensor(unit.bias * scale))
             target.alpha.fill_(1.0)
-            if unit_kind(unit.kind).level_rule == "set-reset":
+            if unit_kind(unit.kind).first_quadrant:
                 target.initial_level.copy_(_tensor(2.0 * unit.initial_level - 1.0))  # H(+-1)
                 target.raw_threshold_low.copy_(_tensor(unit.threshold_low * scale))
                 width = (unit.threshold - unit.threshold_low) * scale

@@ -37,7 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ._checks import check_positive_int, check_seed
+from ._checks import check_non_negative_number, check_positive_int, check_positive_number, check_seed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .files import RunFolder, atomic_write
 from .layers import MemoryUnit
@@ -111,17 +111,13 @@ class TrainConfig(CellChoice):
             if self.checkpoint_every is None:
                 self.checkpoint_every = self.eval_every
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+            check_positive_int(getattr(self, name), name)
         check_seed(self.seed, "seed")
         # the model settings, checked now (before any work), not when the task is built
         cell_choice = {f.name: getattr(self, f.name) for f in fields(CellChoice)}
         ModelConfig(input_size=1, output_size=1, readout=self.readout or "mean", **cell_choice)
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr: expected a positive finite number, got {self.lr!r}")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise ValueError(f"weight_decay: expected a non-negative finite number, got {self.weight_decay!r}")
+        check_positive_number(self.lr, "lr")
+        check_non_negative_number(self.weight_decay, "weight_decay")
         if not self.clip > 0:  # 0 would zero every gradient, a negative one flip them
             raise ValueError(f"clip: expected a positive gradient norm (inf: no clipping), got {self.clip!r}")
         betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else ()
@@ -133,8 +129,7 @@ class TrainConfig(CellChoice):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name}: expected a non-negative integer, got {value!r}")
-        if not (self.rate_penalty >= 0 and math.isfinite(self.rate_penalty)):
-            raise ValueError(f"rate_penalty: expected a non-negative finite number, got {self.rate_penalty!r}")
+        check_non_negative_number(self.rate_penalty, "rate_penalty")
         for name in ("stop_at", "target"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 1:

@@ -13,9 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-LEVEL_RULES = ("count", "latch", "set-reset")
-
-
 @dataclass(frozen=True)
 class UnitKind:
     """One kind of memory unit.
@@ -108,4 +105,4 @@ def neuron_kind(epsilon, step_from_input: bool = False, where: str = "neuron") -
     )
 
 
-__all__ = ["DEPLOYABLE", "LEVEL_RULES", "UNIT_KINDS", "UnitKind", "neuron_kind", "unit_kind"]
+__all__ = ["DEPLOYABLE", "UNIT_KINDS", "UnitKind", "neuron_kind", "unit_kind"]

@@ -152,7 +152,7 @@ def build_graph(spec: NetworkSpec, sequence_length: int, sequences: int | None) 
             threshold=unit.threshold, initial_level=unit.initial_level, sequence_length=sequence_length,
             reset_offset=index + 2, sequences=sequences, output=unit.output,
             accumulate=spec.accumulates(index), name=f"{unit.kind}{index}",
-            **({"threshold_low": unit.threshold_low} if kind.level_rule == "set-reset" else {}),
+            **({"threshold_low": unit.threshold_low} if kind.first_quadrant else {}),
         )
         if units:
             units[-1].s_out.connect(dense.s_in)

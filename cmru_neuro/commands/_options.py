@@ -7,7 +7,7 @@ import json
 
 import torch
 
-from .._checks import check_seed
+from .._checks import check_distinct, check_seed
 from ..layers import INITS
 from ..models import ARCHS, CELLS
 from ..tasks import TASKS
@@ -117,9 +117,7 @@ def add_seeds_argument(parser: argparse.ArgumentParser, default: list[int]) -> N
 
 def check_seeds(seeds: list[int]) -> list[int]:
     """``seeds`` if no seed repeats, else a ValueError naming the repeats."""
-    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
-    if repeated:
-        raise ValueError(f"--seeds: expected distinct seeds, got {', '.join(map(str, repeated))} more than once")
+    check_distinct(seeds, "--seeds", "seeds")
     for seed in seeds:
         check_seed(seed, "--seeds")
     return seeds
@@ -130,10 +128,7 @@ def check_cells(cells: list[str]) -> list[str]:
     unknown = [cell for cell in cells if cell not in CELLS]
     if unknown:
         raise ValueError(f"--cells: unknown cell(s) {', '.join(unknown)}; expected any of {', '.join(CELLS)}")
-    repeated = sorted({cell for cell in cells if cells.count(cell) > 1})
-    if repeated:
-        raise ValueError(f"--cells: expected distinct cells, got {', '.join(repeated)} more than once")
-    return cells
+    return check_distinct(cells, "--cells", "cells")
 
 
 def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:

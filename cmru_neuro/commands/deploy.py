@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from .._checks import check_positive_number
     from ..checkpoint import load_checkpoint
     from ..golden import STATE_BITS
     from ._options import parse_options
@@ -38,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     check_counts(args.sequences, args.calibration)
     if not 2 <= args.input_bits <= STATE_BITS:
         raise ValueError(f"--input-bits: expected a signed width of 2 to {STATE_BITS} bits, got {args.input_bits}")
-    if not 0 < args.timeout < float("inf"):
-        raise ValueError(f"--timeout: expected a positive finite number of seconds, got {args.timeout}")
+    check_positive_number(args.timeout, "--timeout", what="number of seconds")
     if importlib.util.find_spec("lava") is None:
         raise ValueError("lava-nc is not installed: deploy needs Python 3.10 with the 'lava' extra")
     from ..adapters.lava import run_on_lava
