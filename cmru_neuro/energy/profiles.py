@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib.resources
-import math
 import warnings
 from pathlib import Path
 from typing import ClassVar, Literal, NamedTuple, Optional, Union
@@ -119,13 +118,6 @@ class Figure(BaseModel):
     @classmethod
     def _with_unit(cls, value: object) -> float:
         return to_si(value, cls.unit)
-
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
     @field_serializer("value")
     def _written_with_unit(self, value: float) -> str:
