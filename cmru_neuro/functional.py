@@ -363,6 +363,7 @@ def memory_sequence(
     epsilon: Epsilon = 1.0,
     surrogate: Optional[Surrogate] = None,
     *,
+    bias: Optional[Tensor] = None,
     initial_level: Optional[Tensor] = None,
     record: Iterable[str] = (),
     mode: str = "parallel",
@@ -374,7 +375,9 @@ def memory_sequence(
     axis: the threshold block only when ``threshold`` is None (else ``threshold`` is a
     per-unit ``(H,)`` or 0-d half-width), the raw-step block only when ``step_size`` is None
     (alpha-CMRU: ``alpha_t = softplus(raw)``; else ``step_size`` is the per-unit ``(H,)`` or
-    0-d alpha). ``h0`` and ``initial_level`` ``(B, ..., H)``; ``epsilon`` a float or ``(H,)``.
+    0-d alpha). ``bias`` ``(k H,)``: added to the currents first (a projection's bias: the
+    fused kernels add it, and sum its gradient, in their own passes). ``h0`` and
+    ``initial_level`` ``(B, ..., H)``; ``epsilon`` a float or ``(H,)``.
     ``record``: any of :data:`RECORDABLE`, computed in the same pass as the states.
     ``mode``: ``"parallel"`` (prefix sum / associative scan) or ``"sequential"`` (the step loop).
 
@@ -398,8 +401,10 @@ def memory_sequence(
         if fused is not None:
             return SequenceResult(*kernels.run(
                 fused, currents, threshold, h0, step_size, epsilon, slope, initial_level, record,
-                cumulative,
+                cumulative, bias,
             ))
+    if bias is not None:
+        currents = currents + bias
     candidate, threshold, step_from_input = split_currents(currents, threshold, step_size is None)
     update = hysteresis_update(candidate, threshold, epsilon, surrogate)
     step_size = step_from_input if step_size is None else step_size

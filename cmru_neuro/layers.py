@@ -217,7 +217,10 @@ class MemoryUnit(nn.Module):
 
     def currents(self, x: Tensor) -> Currents:
         """Project input ``(..., F)`` to the unit's currents ``(..., H)``."""
-        currents = self.projection(x)
+        weight, bias = self.projection_weights()
+        currents = nn.functional.linear(x, weight)
+        if bias is not None:  # added after the product, as memory_sequence adds it: one rounding
+            currents = currents + bias
         return Currents(*F.split_currents(currents, self._fixed_threshold, self.input_step))
 
     def update(self, currents: Currents) -> F.Update:
@@ -276,10 +279,11 @@ class MemoryUnit(nn.Module):
         """States, gates, events and levels ``(T, B, H)``, time-first (the last three None
         unless in ``record``; the composed update of a non-fusable unit records all)."""
         if self.fusable:
+            weight, bias = self.projection_weights()
             result = F.memory_sequence(
-                self.projection(x), self._fixed_threshold, h0,
+                nn.functional.linear(x, weight), self._fixed_threshold, h0,
                 None if self.input_step else self.alpha, self.epsilon, self.surrogate,
-                record=record, mode=mode,
+                bias=bias, record=record, mode=mode,
             )
             return result.states, result.gates, result.events, result.levels
         currents = self.currents(x)

@@ -37,6 +37,7 @@ cases = st.fixed_dictionaries(
         "scale": st.sampled_from([0.3, 1.0, 4.0]),
         "layout": st.sampled_from(["time-first", "batch-first", "unbatched"]),
         "h0": st.booleans(),
+        "bias": st.booleans(),
         "trace": st.booleans(),
         "rate": st.booleans(),
     }
@@ -59,7 +60,7 @@ def _run(case, fused: bool):
     batch_first = case["layout"] == "batch-first"
     unit = UNITS[case["unit"]](
         case["F"], case["H"], batch_first=batch_first, threshold=case["threshold"],
-        surrogate=F.atan(case["slope"]),
+        surrogate=F.atan(case["slope"]), bias=case["bias"],
     ).to(case["dtype"])
     unit.record_update_rate = case["rate"]
     shape = {
@@ -126,7 +127,7 @@ def test_float64_fused_equals_composed(unit, trace):
     """The same kernels in float64 (each dtype compiles its own: a few cases, not a search)."""
     case = {"unit": unit, "threshold": "input" if trace else "fixed", "T": 33, "B": 3, "F": 4, "H": 5,
             "seed": 7, "dtype": torch.float64, "slope": 1.0, "scale": 2.0, "layout": "time-first",
-            "h0": trace, "trace": trace, "rate": False}
+            "h0": trace, "bias": not trace, "trace": trace, "rate": False}
     test_fused_equals_composed.hypothesis.inner_test(case)
 
 
@@ -182,6 +183,34 @@ def test_gradcheck_smooth_inputs(per_step, fixed):
                              epsilon.detach(), level.detach(), threshold if fixed else None)[0]
 
         assert torch.autograd.gradcheck(by_raw, (raw,))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.integers(0, 20), hidden=st.integers(1, 5), seed=st.integers(0, 2**16),
+    fixed=st.booleans(), per_step=st.booleans(), epsilon=st.sampled_from([1.0, 0.0, 0.5]),
+    fused=st.booleans(),
+)
+def test_bias_is_added_to_the_currents(steps, hidden, seed, fixed, per_step, epsilon, fused):
+    """``bias`` (the projection's, added inside the kernels) is ``currents + bias`` on both
+    paths: the same states to the bit (one rounding either way) and, as its gradient, the
+    currents' gradient summed over time and batch."""
+    torch.manual_seed(seed)
+    streams = 1 + (not fixed) + per_step
+    currents = torch.randn(steps, 3, streams * hidden, requires_grad=True)
+    bias = torch.randn(streams * hidden, requires_grad=True)
+    threshold = torch.rand(hidden) + 0.2 if fixed else None
+    alpha = None if per_step else torch.rand(hidden) + 0.5
+    weights = torch.randn(steps, 3, hidden)
+    with _kernels(fused):
+        with_bias = F.memory_sequence(currents, threshold, torch.zeros(3, hidden), alpha, epsilon, bias=bias)
+        added = F.memory_sequence(currents + bias, threshold, torch.zeros(3, hidden), alpha, epsilon)
+    assert torch.equal(with_bias.states, added.states)
+    assert _reaches(with_bias.states.grad_fn, "FusedScan") == fused
+    grad_currents, grad_bias = torch.autograd.grad((weights * with_bias.states).sum(), (currents, bias))
+    (grad_added,) = torch.autograd.grad((weights * added.states).sum(), currents)
+    torch.testing.assert_close(grad_currents, grad_added)
+    torch.testing.assert_close(grad_bias, grad_added.sum((0, 1)), atol=1e-5, rtol=1e-5)
 
 
 def test_bmru_blocks_the_gradient_at_updates():

@@ -46,6 +46,7 @@ def _compare(case: dict) -> None:
     fixed, per_step = case["fixed"], case["per_step"]
     streams = 1 + (not fixed) + per_step
     currents = (case["scale"] * torch.randn(T, B, streams * H, dtype=dtype)).requires_grad_()
+    bias = torch.randn(streams * H, dtype=dtype).requires_grad_() if case["bias"] else None
     threshold = (torch.rand(H, dtype=dtype) + 0.2).requires_grad_() if fixed else None
     h0 = torch.randn(B, H, dtype=dtype, requires_grad=True)
     level = torch.randint(-2, 3, (B, H)).to(dtype).requires_grad_()
@@ -53,18 +54,18 @@ def _compare(case: dict) -> None:
     epsilon = case["epsilon"]
     if epsilon == "learned":
         epsilon = torch.rand(H, dtype=dtype).requires_grad_()
-    leaves = [v for v in (currents, threshold, h0, level, alpha, epsilon) if isinstance(v, torch.Tensor)]
+    leaves = [v for v in (currents, bias, threshold, h0, level, alpha, epsilon) if isinstance(v, torch.Tensor)]
     slope = case["slope"]
 
     def outputs(fused: bool):
         if fused:
             cumulative = isinstance(epsilon, float) and epsilon == 1
             result = kernels.run(triton_gpu, currents, threshold, h0, alpha, epsilon, slope,
-                                 level, frozenset(F.RECORDABLE), cumulative)
+                                 level, frozenset(F.RECORDABLE), cumulative, bias)
         else:
             F.use_fused_kernels(False)
             result = F.memory_sequence(currents, threshold, h0, alpha, epsilon, F.atan(slope),
-                                       initial_level=level, record=F.RECORDABLE)
+                                       bias=bias, initial_level=level, record=F.RECORDABLE)
             F.use_fused_kernels(True)
         return list(result)
 
@@ -101,7 +102,7 @@ def _random() -> None:
     @given(st.fixed_dictionaries({
         "T": st.integers(0, 12), "B": st.integers(1, 3), "H": st.integers(1, 5),
         "seed": st.integers(0, 2**16), "dtype": st.sampled_from([torch.float32, torch.float64]),
-        "fixed": st.booleans(), "per_step": st.booleans(),
+        "fixed": st.booleans(), "per_step": st.booleans(), "bias": st.booleans(),
         "epsilon": st.sampled_from([1.0, 0.0, 0.4, "learned"]),
         "slope": st.sampled_from([0.5, 1.0]), "scale": st.sampled_from([0.5, 2.0]),
         "used": st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()).filter(any),
@@ -140,7 +141,7 @@ def _ties() -> None:
             F.use_fused_kernels(True)
             torch.testing.assert_close(grad, grad_ref)
     for case in ({"T": 7, "B": 2, "H": 3, "seed": 1, "dtype": torch.float32, "fixed": True, "per_step": False,
-                  "epsilon": 0.0, "slope": 1.0, "scale": 1.0, "used": (True, True, True, True)},):
+                  "bias": True, "epsilon": 0.0, "slope": 1.0, "scale": 1.0, "used": (True, True, True, True)},):
         _compare(case)
 
 

@@ -14,8 +14,10 @@ environment variable ``CMRU_NEURO_FUSED=0``) takes the composed PyTorch path.
 ``tests/test_kernels.py`` and ``tests/test_triton_interpreter.py`` hold the mirrors equal.
 
 Shapes: packed ``currents`` ``(T, N, S H)`` = ``[candidate | threshold (from the input) |
-raw step (alpha-CMRU)]``, ``h0`` and ``l0`` ``(N, H)``, per-unit ``alpha``, ``epsilon`` and
-``threshold`` ``(H,)``; states, events, levels and gates ``(T, N, H)``.
+raw step (alpha-CMRU)]`` and their ``bias`` ``(S H,)`` (the projection's, added in the
+kernels: no pass of its own forward or backward), ``h0`` and ``l0`` ``(N, H)``, per-unit
+``alpha``, ``epsilon`` and ``threshold`` ``(H,)``; states, events, levels and gates
+``(T, N, H)``.
 """
 
 from __future__ import annotations
@@ -107,12 +109,14 @@ def run(
     initial_level: Tensor | None,
     record: frozenset,
     cumulative: bool,
+    bias: Tensor | None = None,
 ) -> tuple:
     """Pack the arguments of :func:`cmru_neuro.functional.memory_sequence` and run ``module``:
     ``(states, events, levels, gates)``, each ``(T, ..., H)``, None where not recorded.
 
     ``threshold`` None: from the currents; else per unit ``(H,)`` or a scalar. ``step_size``
-    None: ``softplus`` of the currents' last block; else per unit or a scalar.
+    None: ``softplus`` of the currents' last block; else per unit or a scalar. ``bias``
+    ``(S H,)`` or None (zeros).
     """
     hidden, dtype, device = h0.shape[-1], currents.dtype, currents.device
 
@@ -124,8 +128,9 @@ def run(
     packed = currents.reshape(steps, flat_h0.shape[0], currents.shape[-1])
     l0 = None if initial_level is None else initial_level.to(dtype).reshape(-1, hidden)
     fixed = threshold is not None
+    bias = packed.new_zeros(packed.shape[-1]) if bias is None else bias.to(dtype)
     outputs = FusedScan.apply(
-        module, packed, flat_h0, l0,
+        module, packed, bias, flat_h0, l0,
         per_unit(1.0 if step_size is None else step_size), per_unit(epsilon),
         per_unit(threshold if fixed else 1.0),
         slope, fixed, step_size is None, cumulative,
@@ -147,10 +152,10 @@ class FusedScan(torch.autograd.Function):
     :mod:`.triton_gpu`). Returns ``(h, events, levels, gates)`` (None where not recorded)."""
 
     @staticmethod
-    def forward(ctx, module, currents, h0, l0, alpha, epsilon, threshold, slope, fixed,
+    def forward(ctx, module, currents, bias, h0, l0, alpha, epsilon, threshold, slope, fixed,
                 per_step, cumulative, record_events, record_levels, record_gates):
-        inputs = [v.detach().contiguous() for v in (currents, h0, alpha, epsilon, threshold)]
-        currents_, h0_ = inputs[:2]
+        inputs = [v.detach().contiguous() for v in (currents, bias, h0, alpha, epsilon, threshold)]
+        currents_, bias_, h0_ = inputs[:3]
         l0_ = torch.zeros_like(h0_) if l0 is None else l0.detach().contiguous()
         h = currents_.new_empty(currents_.shape[0], h0_.shape[0], h0_.shape[1])
         # levels and gates come together (one compiled kernel fewer per combination)
@@ -158,12 +163,14 @@ class FusedScan(torch.autograd.Function):
         events, levels, gates = (
             torch.empty_like(h) if wanted else None for wanted in (record_events, trace, trace)
         )
-        flags = Flags(fixed, per_step, not cumulative or ctx.needs_input_grad[5])
-        # alpha_t = softplus(raw) by PyTorch (numba's exp is scalar), on a contiguous copy
-        # (twice as fast as on the strided block); else a placeholder
-        steps = torch.nn.functional.softplus(currents_[..., -h.shape[-1]:].contiguous()) if per_step else h
-        module.forward(currents_, h0_, l0_, *inputs[2:], steps, flags, h, events, levels, gates)
-        ctx.save_for_backward(currents_, h0_, l0_, *inputs[2:], steps, h, levels)
+        flags = Flags(fixed, per_step, not cumulative or ctx.needs_input_grad[6])
+        # alpha_t = softplus(raw) by PyTorch (numba's exp is scalar), the raw block made
+        # contiguous by adding its bias (twice as fast as on the strided block); else placeholders
+        hidden = h.shape[-1]
+        raw = currents_[..., -hidden:] + bias_[-hidden:] if per_step else h
+        steps = torch.nn.functional.softplus(raw) if per_step else h
+        module.forward(currents_, bias_, h0_, l0_, *inputs[3:], steps, flags, h, events, levels, gates)
+        ctx.save_for_backward(currents_, bias_, h0_, l0_, *inputs[3:], raw, steps, h, levels)
         ctx.module, ctx.slope, ctx.flags = module, slope, flags
         ctx.set_materialize_grads(False)  # no zero-filled gradient for an unused output
         return h, events, levels if record_levels else None, gates if record_gates else None
@@ -171,23 +178,25 @@ class FusedScan(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_h, grad_events, grad_levels, grad_gates):
-        currents, h0, l0, alpha, epsilon, threshold, steps, h, levels = ctx.saved_tensors
-        # d softplus / d raw = sigmoid(raw)
-        step_slopes = torch.sigmoid(currents[..., -h.shape[-1]:]) if ctx.flags.per_step else h
+        currents, bias, h0, l0, alpha, epsilon, threshold, raw, steps, h, levels = ctx.saved_tensors
+        step_slopes = torch.sigmoid(raw) if ctx.flags.per_step else h  # d softplus / d raw
         if (grad_levels is None) != (grad_gates is None):  # the kernels take both or neither
             grad_levels, grad_gates = (torch.zeros_like(h) if g is None else g for g in (grad_levels, grad_gates))
         grads = [None if g is None else g.contiguous() for g in (grad_h, grad_events, grad_levels, grad_gates)]
         grad_currents = torch.empty_like(currents)
         grad_h0, grad_l0 = torch.zeros_like(h0), torch.zeros_like(h0)
-        grad_sums = h0.new_zeros(h0.shape[0], 3 * h0.shape[1])  # [alpha | epsilon | threshold]
+        # per row: [alpha | epsilon | threshold | bias (S H)]
+        grad_sums = h0.new_zeros(h0.shape[0], 3 * h0.shape[1] + currents.shape[-1])
         ctx.module.backward(
-            currents, h0, l0, alpha, epsilon, threshold, steps, step_slopes, h, levels, *grads,
+            currents, bias, h0, l0, alpha, epsilon, threshold, steps, step_slopes, h, levels, *grads,
             ctx.flags, ctx.slope,
             grad_currents, grad_h0, grad_l0, grad_sums,
         )
-        grad_alpha, grad_epsilon, grad_threshold = grad_sums.sum(0).chunk(3)
-        grads = (grad_currents, grad_h0, grad_l0, grad_alpha, grad_epsilon, grad_threshold)
-        wanted = ctx.needs_input_grad[1:7]
+        hidden = h0.shape[1]
+        grad_alpha, grad_epsilon, grad_threshold, grad_bias = grad_sums.sum(0).split(
+            [hidden, hidden, hidden, currents.shape[-1]])
+        grads = (grad_currents, grad_bias, grad_h0, grad_l0, grad_alpha, grad_epsilon, grad_threshold)
+        wanted = ctx.needs_input_grad[1:8]
         return (None, *(g if w else None for g, w in zip(grads, wanted)), *([None] * 7))
 
 
