@@ -1,9 +1,10 @@
 """The Triton kernels (cmru_neuro.kernels.triton_gpu) compute what the composed PyTorch path
 does, checked on CPU with Triton's interpreter: states, events, levels, gates, gradients,
-and the gate's edge cases of tests/gate_cases.py (ties |c| = |beta|, signed zeros).
+and the gate's edge cases of tests/gate_cases.py (ties |c| = |beta|, signed zeros). Where a
+CUDA device exists the same random search also runs the compiled kernels on it.
 
-``TRITON_INTERPRET=1`` must be set before triton is imported, so each test runs this file
-as a script in a fresh process (``python tests/test_triton_interpreter.py GROUP``).
+``TRITON_INTERPRET=1`` must be set before triton is imported, so each interpreter test runs
+this file as a script in a fresh process (``python tests/test_triton_interpreter.py GROUP``).
 """
 
 import importlib.util
@@ -33,8 +34,18 @@ def test_triton_kernels_equal_the_composed_path(group):
     assert f"{group}: ok" in result.stdout
 
 
-def _compare(case: dict) -> None:
-    """Fused (Triton, interpreted) against composed, every output and gradient."""
+def test_compiled_triton_kernels_on_cuda_equal_the_composed_path():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device (the compiled kernels; the interpreter runs above)")
+    assert os.environ.get("TRITON_INTERPRET") != "1", "the interpreter would run on CPU tensors"
+    _random(device="cuda")
+
+
+def _compare(case: dict, device: str = "cpu") -> None:
+    """Fused (Triton: interpreted on CPU tensors, compiled on CUDA ones) against composed on
+    the same device, every output and gradient."""
     import torch
 
     from cmru_neuro import functional as F
@@ -45,15 +56,16 @@ def _compare(case: dict) -> None:
     T, B, H, dtype = case["T"], case["B"], case["H"], case["dtype"]
     fixed, per_step = case["fixed"], case["per_step"]
     streams = 1 + (not fixed) + per_step
-    currents = (case["scale"] * torch.randn(T, B, streams * H, dtype=dtype)).requires_grad_()
-    bias = torch.randn(streams * H, dtype=dtype).requires_grad_() if case["bias"] else None
-    threshold = (torch.rand(H, dtype=dtype) + 0.2).requires_grad_() if fixed else None
-    h0 = torch.randn(B, H, dtype=dtype, requires_grad=True)
-    level = torch.randint(-2, 3, (B, H)).to(dtype).requires_grad_()
-    alpha = None if per_step else (torch.rand(H, dtype=dtype) + 0.5).requires_grad_()
+    on = {"dtype": dtype, "device": device}
+    currents = (case["scale"] * torch.randn(T, B, streams * H, **on)).requires_grad_()
+    bias = torch.randn(streams * H, **on).requires_grad_() if case["bias"] else None
+    threshold = (torch.rand(H, **on) + 0.2).requires_grad_() if fixed else None
+    h0 = torch.randn(B, H, **on, requires_grad=True)
+    level = torch.randint(-2, 3, (B, H), device=device).to(dtype).requires_grad_()
+    alpha = None if per_step else (torch.rand(H, **on) + 0.5).requires_grad_()
     epsilon = case["epsilon"]
     if epsilon == "learned":
-        epsilon = torch.rand(H, dtype=dtype).requires_grad_()
+        epsilon = torch.rand(H, **on).requires_grad_()
     leaves = [v for v in (currents, bias, threshold, h0, level, alpha, epsilon) if isinstance(v, torch.Tensor)]
     slope = case["slope"]
 
@@ -93,7 +105,7 @@ def _compare(case: dict) -> None:
         torch.testing.assert_close(grad, grad_ref, atol=tolerance * scale, rtol=tolerance)
 
 
-def _random() -> None:
+def _random(device: str = "cpu") -> None:
     import torch
     from hypothesis import given, settings
     from hypothesis import strategies as st
@@ -108,7 +120,7 @@ def _random() -> None:
         "used": st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()).filter(any),
     }))
     def check(case):
-        _compare(case)
+        _compare(case, device)
 
     check()
 
