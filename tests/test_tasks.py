@@ -35,7 +35,8 @@ SHAPES = {
 def write_idx(path, array, compress=False):
     header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", n) for n in array.shape)
     data = header + array.astype(np.uint8).tobytes()
-    (gzip.open if compress else open)(path, "wb").write(data)
+    with (gzip.open if compress else open)(path, "wb") as handle:  # closed: 3.12's gzip buffers
+        handle.write(data)
 
 
 @pytest.fixture

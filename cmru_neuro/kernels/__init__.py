@@ -121,7 +121,9 @@ def run(
     hidden, dtype, device = h0.shape[-1], currents.dtype, currents.device
 
     def per_unit(value) -> Tensor:  # (H,) in the currents' dtype, differentiable
-        return torch.as_tensor(value, dtype=dtype, device=device).expand(hidden)
+        if isinstance(value, Tensor):
+            return value.to(device=device, dtype=dtype).expand(hidden)
+        return torch.full((hidden,), float(value), dtype=dtype, device=device)  # no host copy
 
     steps, shape = currents.shape[0], (currents.shape[0], *h0.shape)
     flat_h0 = h0.to(dtype).reshape(-1, hidden)
