@@ -22,8 +22,9 @@ core ``CMRU`` / ``BMRU`` /          a sub-graph ``Input -> Affine (projection) -
 Importing this module registers :class:`CMRU` with NIR, so ``nir.read`` loads files that hold
 it. Round trip: ``from_nir(nir.read(path))`` gives the same outputs, step for step.
 
-``to_nir(net, lowered=True, dt=...)`` writes units with a fixed threshold in standard nodes
-only (:func:`lower`), for readers that never import this package.
+``to_nir(net, lowered=True, dt=...)`` writes our units (CMRU and BMRU, the threshold fixed
+or from the input) in standard nodes only (:func:`lower`), for readers that never import
+this package.
 """
 
 from __future__ import annotations
@@ -136,27 +137,37 @@ def to_nir(net: nn.Module, lowered: bool = False, dt: float = SNNTORCH_DT) -> ni
 
 
 def lower(node: CMRU, dt: float = SNNTORCH_DT, where: str = "node") -> list[nir.NIRNode]:
-    """A :class:`CMRU` node with a fixed threshold -> standard NIR nodes, in a chain::
+    """A :class:`CMRU` node -> standard NIR nodes, in a chain. A fixed threshold ``beta``::
 
         Linear [I; -I]              (c, -c)                                     (2H,)
         LIF tau = dt, r = 1, b'     [c > b'] and [-c > b'], memoryless at step dt (2H,)
         Linear [I, -I]              e = [c >= |beta|] - [-c >= |beta|]          (H,)
-        (output_state) I r = alpha / dt, then Affine (I, h0): h = h0 + alpha sum e
 
-    (:func:`to_nir` folds the first Linear into a preceding Linear / Affine.)
+    (:func:`to_nir` folds the first Linear into a preceding Linear / Affine.) ``b'`` is the
+    float32 just below ``|beta|`` (NIR's thresholds are strict, ours are not; 0 for the lower
+    half where ``beta = 0``, where sign(0) = +1). The threshold from the input
+    (``[c | beta]`` in), in two threshold layers, every threshold 0::
 
-    ``b'`` is the float32 just below ``|beta|`` (NIR's thresholds are strict, ours are not;
-    0 for the lower half where ``beta = 0``, where sign(0) = +1). A LIF with ``tau = dt``
-    forgets its membrane in one Euler step of ``dt``, so an importer stepping with ``dt``
-    sees a threshold. Events hold for CMRU and BMRU; the state only for CMRU (a BMRU
-    latches, which no standard node does). The LIF node's metadata keeps the unit
-    (``cmru_*`` keys), so :func:`from_nir` rebuilds our neuron; other readers ignore it.
+        Linear                      (beta - c, -c - beta, c + beta, c - beta, -c)  (5H,)
+        LIF tau = dt, r = 1, 0      s1 .. s5 = [each > 0]                          (5H,)
+        Affine                      (0.5 - s1 - s2, s5 - s3 - s4 - 0.5)            (2H,)
+        LIF tau = dt, r = 1, 0      [c >= |beta|] and [-c >= |beta|, c < 0]        (2H,)
+        Linear [I, -I]              e                                              (H,)
+
+    (the sign of a rounded difference or sum of two floats is exact, so the events are ours
+    to the bit, ties included, for the ``c`` and ``beta`` a reader computes). Then, with
+    ``output_state``, ``I`` with ``r = alpha / dt`` and ``Affine (I, h0)``: h = h0 + alpha sum e.
+
+    A LIF with ``tau = dt`` forgets its membrane in one Euler step of ``dt``, so an importer
+    stepping with ``dt`` sees a threshold. Events hold for CMRU and BMRU; the state only for
+    CMRU (a BMRU latches, which no standard node does). The first LIF node's metadata keeps
+    the unit (``cmru_*`` keys), so :func:`from_nir` rebuilds our neuron; other readers ignore it.
     """
-    if node.threshold_from_input or node.step_from_input:
+    if node.step_from_input:
         raise ValueError(
-            f"{where}: lowered export expected a fixed threshold and step (threshold_from_input "
-            f"and step_from_input False), got threshold_from_input={node.threshold_from_input}, "
-            f"step_from_input={node.step_from_input}; export with lowered=False"
+            f"{where}: lowered export expected a fixed step (step_from_input False), got "
+            f"step_from_input=True (alpha-CMRU: its step is softplus of the input, which no "
+            "standard node computes); export with lowered=False"
         )
     epsilon = set(np.unique(node.epsilon).tolist())
     if epsilon not in ({1.0}, {0.0}) or (node.output_state and neuron_kind(epsilon).level_rule != "count"):
@@ -167,33 +178,59 @@ def lower(node: CMRU, dt: float = SNNTORCH_DT, where: str = "node") -> list[nir.
         )
     width = node.alpha.shape[0]
     identity = np.eye(width, dtype=np.float32)
-    below = np.nextafter(np.abs(node.threshold), np.float32(-np.inf))
-    threshold = np.concatenate([below, np.where(node.threshold != 0, below, np.float32(0))])
     unit = {f"cmru_{name}": getattr(node, name) for name in _LOWERED_FIELDS}
-    nodes = [
-        nir.Linear(weight=np.concatenate([identity, -identity]), metadata={"cmru_stack": True}),
-        nir.LIF(
-            tau=np.full(2 * width, dt),
-            r=np.ones(2 * width),
-            v_leak=np.zeros(2 * width),
-            v_threshold=threshold,
-            v_reset=np.zeros(2 * width),
-            metadata={**unit, **node.metadata},
-        ),
-        nir.Linear(weight=np.concatenate([identity, -identity], axis=1)),
-    ]
+    if node.threshold_from_input:
+        nodes = _lowered_input_threshold(width, dt, {**unit, **node.metadata})
+    else:
+        below = np.nextafter(np.abs(node.threshold), np.float32(-np.inf))
+        threshold = np.concatenate([below, np.where(node.threshold != 0, below, np.float32(0))])
+        nodes = [
+            nir.Linear(weight=np.concatenate([identity, -identity]), metadata={"cmru_stack": True}),
+            _threshold_layer(threshold, dt, {**unit, **node.metadata}),
+        ]
+    nodes.append(nir.Linear(weight=np.concatenate([identity, -identity], axis=1)))
     if node.output_state:
         nodes.append(nir.I(r=node.alpha.astype(np.float64) / dt))
         nodes.append(nir.Affine(weight=identity, bias=node.h0.copy()))
     return nodes
 
 
-_LOWERED_FIELDS = ("alpha", "threshold", "epsilon", "h0", "output_state")
+_LOWERED_FIELDS = ("alpha", "threshold", "epsilon", "h0", "output_state", "threshold_from_input")
+
+
+def _threshold_layer(threshold: np.ndarray, dt: float, metadata: dict | None = None) -> nir.LIF:
+    """A memoryless threshold at step ``dt``: LIF with ``tau = dt``, ``r = 1``, ``v = x``."""
+    size = threshold.shape[0]
+    return nir.LIF(tau=np.full(size, dt), r=np.ones(size), v_leak=np.zeros(size),
+                   v_threshold=threshold, v_reset=np.zeros(size), metadata=metadata or {})
+
+
+def _lowered_input_threshold(width: int, dt: float, metadata: dict) -> list[nir.NIRNode]:
+    """The first four nodes of :func:`lower` for a threshold from the input: ``[c | beta]``
+    in, ``(pos, neg)`` = ``([c >= |beta|], [-c >= |beta|] and c < 0)`` out."""
+    one, zero = np.eye(width, dtype=np.float32), np.zeros((width, width), np.float32)
+    differences = np.block([
+        [-one, one],    # beta - c:   s1 = [beta - c > 0]   (not c >= beta)
+        [-one, -one],   # -c - beta:  s2 = [-c - beta > 0]  (not c >= -beta)
+        [one, one],     # c + beta:   s3 = [c + beta > 0]   (not -c >= beta)
+        [one, -one],    # c - beta:   s4 = [c - beta > 0]   (not -c >= -beta)
+        [-one, zero],   # -c:         s5 = [-c > 0]         (c < 0)
+    ])
+    combine = np.block([[-one, -one, zero, zero, zero], [zero, zero, -one, -one, one]])
+    bias = np.concatenate([np.full(width, 0.5), np.full(width, -0.5)]).astype(np.float32)
+    zeros = np.zeros(5 * width, np.float32)
+    return [
+        nir.Linear(weight=differences),
+        _threshold_layer(zeros, dt, metadata),
+        nir.Affine(weight=combine, bias=bias),
+        _threshold_layer(zeros[: 2 * width], dt),
+    ]
 
 
 def _fuse(nodes: list[nir.NIRNode], lowered: list[nir.NIRNode]) -> list[nir.NIRNode]:
-    """Append ``lowered``, folding its leading ``[I; -I]`` into a preceding Linear / Affine."""
-    if not nodes or not isinstance(nodes[-1], (nir.Linear, nir.Affine)):
+    """Append ``lowered``, folding a leading ``[I; -I]`` stack into a preceding Linear / Affine."""
+    stack = bool(np.asarray(lowered[0].metadata.get("cmru_stack", False)))
+    if not stack or not nodes or not isinstance(nodes[-1], (nir.Linear, nir.Affine)):
         return [*nodes, *lowered]
     last = nodes[-1]
     weight = np.concatenate([last.weight, -last.weight])
@@ -397,27 +434,32 @@ def from_nir(
 
 def _raise_lowered(ordered: list[tuple[str, nir.NIRNode]]) -> list[tuple[str, nir.NIRNode]]:
     """Lowered units (a LIF whose metadata keeps the unit, see :func:`lower`) back to
-    :class:`CMRU` nodes: the preceding ``[W; -W]`` keeps its top half (the ``[I; -I]``
-    stack goes), the ``[I, -I]`` Linear and, for the state, ``I`` and ``Affine`` go."""
+    :class:`CMRU` nodes. A fixed threshold: the preceding ``[W; -W]`` keeps its top half (the
+    ``[I; -I]`` stack goes) and the ``[I, -I]`` Linear goes. A threshold from the input: the
+    preceding differences Linear goes, and the combining Affine, the second LIF and the
+    ``[I, -I]`` Linear. With the state, ``I`` and ``Affine`` go too."""
     result, index = [], 0
     while index < len(ordered):
         name, node = ordered[index]
         metadata = node.metadata if isinstance(node, nir.LIF) else {}
-        unit = {f: metadata[f"cmru_{f}"] for f in _LOWERED_FIELDS if f"cmru_{f}" in metadata}
+        # files lowered before the input-threshold form have no cmru_threshold_from_input
+        unit = {"threshold_from_input": False}
+        unit.update({f: metadata[f"cmru_{f}"] for f in _LOWERED_FIELDS if f"cmru_{f}" in metadata})
         if len(unit) != len(_LOWERED_FIELDS):
             result.append((name, node))
             index += 1
             continue
+        flags = {f: bool(np.asarray(unit[f])) for f in ("output_state", "threshold_from_input")}
         stacked = result.pop()[1] if result else None
-        if stacked is not None and not np.asarray(stacked.metadata.get("cmru_stack", False)):
+        if (stacked is not None and not flags["threshold_from_input"]
+                and not np.asarray(stacked.metadata.get("cmru_stack", False))):
             top = {"weight": stacked.weight[: len(stacked.weight) // 2]}
             if isinstance(stacked, nir.Affine):
                 top["bias"] = stacked.bias[: len(stacked.bias) // 2]
             result.append((f"{name}.input", type(stacked)(**top)))
-        output_state = bool(np.asarray(unit["output_state"]))
         extra = {k: v for k, v in metadata.items() if not k.startswith("cmru_")}
-        result.append((name, CMRU(**{**unit, "output_state": output_state}, metadata=extra)))
-        index += 4 if output_state else 2
+        result.append((name, CMRU(**{**unit, **flags}, metadata=extra)))
+        index += (4 if flags["threshold_from_input"] else 2) + (2 if flags["output_state"] else 0)
     return result
 
 

@@ -306,17 +306,20 @@ def test_lowered_graph_in_norse_from_nir_gives_our_events_ties_included(tmp_path
     assert torch.equal(run_elsewhere("norse", graph, x, tmp_path), expected)
 
 
+@pytest.mark.parametrize("from_input", [False, True])  # the threshold
 @pytest.mark.parametrize("output_state", [False, True])
 @pytest.mark.parametrize("backend", ["snntorch", "norse"])
-def test_lowered_graph_imports_back_as_our_neuron(backend, output_state, tmp_path):
-    neuron = cs.CMRU(threshold=torch.rand(H) + 0.25, size=H, alpha=torch.rand(H) + 0.5,
+def test_lowered_graph_imports_back_as_our_neuron(backend, output_state, from_input, tmp_path):
+    threshold = {"threshold_from_input": True} if from_input else {"threshold": torch.rand(H) + 0.25}
+    neuron = cs.CMRU(**threshold, size=H, alpha=torch.rand(H) + 0.5,
                      h0=torch.rand(H), init_hidden=True, output_state=output_state)
-    net = nn.Sequential(nn.Linear(F_IN, H), neuron)
+    net = nn.Sequential(nn.Linear(F_IN, neuron.streams * H), neuron)
     x = 2 * torch.randn(T, B, F_IN)
     expected = snntorch_outputs(net, x)
     rebuilt = round_trip(cnir.to_nir(net, lowered=True), tmp_path, backend)
     if backend == "snntorch":
         assert [type(m) for m in rebuilt] == [nn.Linear, cs.CMRU]
+        assert rebuilt[1].threshold_from_input == from_input
         assert torch.equal(snntorch_outputs(rebuilt, x), expected)
     else:
         assert [type(m) for m in rebuilt] == [nn.Linear, cn.CMRUCell]
@@ -361,9 +364,67 @@ def test_lowered_state_output_is_an_integrator_of_alpha_events():
     torch.testing.assert_close(state, expected, rtol=1e-6, atol=1e-5)
 
 
+# -- the threshold from the input (the paper's form), lowered ------------------------------
+
+
+def input_threshold_net(cls, **options) -> nn.Sequential:
+    """``Linear(F, 2H) -> [c | beta] -> cls(threshold_from_input=True)``, weights on the grid."""
+    return on_grid(nn.Sequential(nn.Linear(F_IN, 2 * H), cls(threshold_from_input=True, init_hidden=True, **options)))
+
+
+def input_threshold_events(net: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Our events ``(T, B, H)``, and how often ``|c| = |beta|`` and ``c = beta = 0`` happened."""
+    candidate, threshold = net[0](x).chunk(2, dim=-1)
+    ties = {"ties": int((candidate.abs() == threshold.abs()).sum()),
+            "zeros": int(((candidate == 0) & (threshold == 0)).sum()),
+            "negative ties": int(((candidate < 0) & (candidate.abs() == threshold.abs())).sum())}
+    events = snntorch_outputs(nn.Sequential(net[0], type(net[1])(threshold_from_input=True, init_hidden=True)), x)
+    return events, ties
+
+
+def test_lowered_input_threshold_holds_standard_nodes_only():
+    graph = cnir.to_nir(input_threshold_net(cs.CMRU), lowered=True)
+    kinds = [type(node).__name__ for node in graph.nodes.values()]
+    assert kinds == ["Input", "Affine", "Linear", "LIF", "Affine", "LIF", "Linear", "Output"]
+    for name in ("lif", "lif_1"):  # one threshold per node (snnTorch's importer asserts it)
+        assert not graph.nodes[name].v_threshold.any()
+    assert graph.nodes["linear"].weight.shape == (5 * H, 2 * H)
+
+
+@pytest.mark.parametrize("backend", ["snntorch", "norse"])
+@pytest.mark.parametrize("cls", [cs.CMRU, cs.BMRU])
+def test_lowered_input_threshold_in_the_other_importers_gives_our_events(backend, cls, tmp_path):
+    """snnTorch's ``import_from_nir`` and Norse's ``from_nir``, in a fresh process: the same
+    events, ties |c| = |beta| of both signs and c = beta = 0 (sign(0) = +1) included."""
+    net = input_threshold_net(cls)
+    x = grid_input()
+    expected, ties = input_threshold_events(net, x)
+    assert all(ties.values()) and (expected == -1).any() and (expected == 1).any(), ties
+    dt = cnir.SNNTORCH_DT if backend == "snntorch" else cnir.NORSE_DT
+    graph = cnir.to_nir(net, lowered=True, dt=dt)
+    assert torch.equal(run_elsewhere(backend, graph, x, tmp_path), expected)
+
+
+@pytest.mark.parametrize("backend", ["snntorch", "norse"])
+def test_lowered_input_threshold_without_our_metadata_imports_as_standard_modules(backend):
+    net = input_threshold_net(cs.BMRU)
+    x = grid_input()
+    expected, _ = input_threshold_events(net, x)
+    graph = cnir.to_nir(net, lowered=True, dt=cnir.SNNTORCH_DT)
+    for node in graph.nodes.values():
+        node.metadata = {}
+    rebuilt = cnir.from_nir(graph, backend=backend, dt=cnir.SNNTORCH_DT)
+    spiking = snn.Leaky if backend == "snntorch" else nt.LIFBoxCell
+    assert [type(m) for m in rebuilt] == [nn.Linear, nn.Linear, spiking, nn.Linear, spiking, nn.Linear]
+    if backend == "snntorch":
+        outputs = snntorch_outputs(rebuilt, x)
+    else:
+        outputs = norse_outputs(rebuilt, x)[: expected.numel()].reshape(expected.shape)
+    assert torch.equal(outputs, expected)
+
+
 def test_lowered_export_errors_say_what_has_no_standard_form():
     for neuron, words in [
-        (cs.CMRU(threshold_from_input=True, init_hidden=True), "threshold_from_input=True"),
         (cs.AlphaCMRU(init_hidden=True), "step_from_input=True"),
         (cs.BMRU(init_hidden=True, output_state=True), "output_state=True"),
     ]:

@@ -148,9 +148,9 @@ with torch.no_grad():
 print("NIR round trip: identical outputs; nodes:", sorted(nir.read(path).nodes))
 
 # %% [markdown]
-# A unit with a fixed threshold also exports in standard NIR nodes only (`lowered=True`:
-# Affine, LIF as a threshold, Linear; the state as an integrator), which readers that know
-# nothing of `cmru_neuro` load. snnTorch's own importer, here on the events of a CMRU
+# A CMRU or BMRU also exports in standard NIR nodes only (`lowered=True`: Affine, LIF as a
+# threshold, Linear; two threshold layers for a threshold from the input; the state as an
+# integrator), which readers that know nothing of `cmru_neuro` load. snnTorch's own importer, here on the events of a CMRU
 # with one threshold (its importer wants one per layer):
 
 # %%
