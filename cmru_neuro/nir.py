@@ -127,7 +127,7 @@ def to_nir(net: nn.Module, lowered: bool = False, dt: float = SNNTORCH_DT) -> ni
             parts = exported.nodes.values() if isinstance(exported, nir.NIRGraph) else [exported]
             for node in parts:
                 if isinstance(node, CMRU):
-                    nodes = _fuse(nodes, lower(node, dt, f"net[{index}] ({type(module).__name__})"))
+                    nodes.extend(lower(node, dt, f"net[{index}] ({type(module).__name__})"))
                 elif not isinstance(node, (nir.Input, nir.Output)):
                     nodes.append(node)
         width = int(exported.output_type["output"][0])
@@ -137,16 +137,16 @@ def to_nir(net: nn.Module, lowered: bool = False, dt: float = SNNTORCH_DT) -> ni
 
 
 def lower(node: CMRU, dt: float = SNNTORCH_DT, where: str = "node") -> list[nir.NIRNode]:
-    """A :class:`CMRU` node -> standard NIR nodes, in a chain. A fixed threshold ``beta``::
+    """A :class:`CMRU` node -> standard NIR nodes, in a chain, every threshold 0 (snnTorch's
+    importer wants one threshold per node; NIR's thresholds are strict, ours are not). A
+    fixed threshold ``beta``::
 
-        Linear [I; -I]              (c, -c)                                     (2H,)
-        LIF tau = dt, r = 1, b'     [c > b'] and [-c > b'], memoryless at step dt (2H,)
-        Linear [I, -I]              e = [c >= |beta|] - [-c >= |beta|]          (H,)
+        Affine [-I; I], |beta|      (|beta| - c, c + |beta|)                    (2H,)
+        LIF tau = dt, r = 1, 0      s1 = [c < |beta|], s2 = [c > -|beta|]       (2H,)
+        Affine                      e = s2 - s1; where beta = 0, 1 - 2 s1       (H,)
 
-    (:func:`to_nir` folds the first Linear into a preceding Linear / Affine.) ``b'`` is the
-    float32 just below ``|beta|`` (NIR's thresholds are strict, ours are not; 0 for the lower
-    half where ``beta = 0``, where sign(0) = +1). The threshold from the input
-    (``[c | beta]`` in), in two threshold layers, every threshold 0::
+    (``c >= |beta|`` is not ``s1``, ``c <= -|beta|`` not ``s2``; sign(0) = +1.) The threshold
+    from the input (``[c | beta]`` in), in two threshold layers::
 
         Linear                      (beta - c, -c - beta, c + beta, c - beta, -c)  (5H,)
         LIF tau = dt, r = 1, 0      s1 .. s5 = [each > 0]                          (5H,)
@@ -154,14 +154,20 @@ def lower(node: CMRU, dt: float = SNNTORCH_DT, where: str = "node") -> list[nir.
         LIF tau = dt, r = 1, 0      [c >= |beta|] and [-c >= |beta|, c < 0]        (2H,)
         Linear [I, -I]              e                                              (H,)
 
-    (the sign of a rounded difference or sum of two floats is exact, so the events are ours
-    to the bit, ties included, for the ``c`` and ``beta`` a reader computes). Then, with
+    Only sums and differences of two of the reader's own currents (and small integers) meet a
+    threshold, so no float is made up here: no value just below a threshold, which an
+    importer that rounds its membrane update (Norse's ``v + (x - v)``) would lose.
+
+    The sign of a rounded difference or sum of two floats is exact, so the events are ours
+    to the bit, ties included, for the ``c`` and ``beta`` a reader computes (neither first
+    node is folded into the layer before, which would round differently). Then, with
     ``output_state``, ``I`` with ``r = alpha / dt`` and ``Affine (I, h0)``: h = h0 + alpha sum e.
 
     A LIF with ``tau = dt`` forgets its membrane in one Euler step of ``dt``, so an importer
     stepping with ``dt`` sees a threshold. Events hold for CMRU and BMRU; the state only for
     CMRU (a BMRU latches, which no standard node does). The first LIF node's metadata keeps
-    the unit (``cmru_*`` keys), so :func:`from_nir` rebuilds our neuron; other readers ignore it.
+    the unit (``cmru_*`` keys, ``cmru_lowering`` naming the form), so :func:`from_nir`
+    rebuilds our neuron; other readers ignore it.
     """
     if node.step_from_input:
         raise ValueError(
@@ -179,16 +185,21 @@ def lower(node: CMRU, dt: float = SNNTORCH_DT, where: str = "node") -> list[nir.
     width = node.alpha.shape[0]
     identity = np.eye(width, dtype=np.float32)
     unit = {f"cmru_{name}": getattr(node, name) for name in _LOWERED_FIELDS}
+    form = "differences" if node.threshold_from_input else "margins"
+    metadata = {**unit, "cmru_lowering": form, **node.metadata}
     if node.threshold_from_input:
-        nodes = _lowered_input_threshold(width, dt, {**unit, **node.metadata})
+        nodes = _lowered_input_threshold(width, dt, metadata)
     else:
-        below = np.nextafter(np.abs(node.threshold), np.float32(-np.inf))
-        threshold = np.concatenate([below, np.where(node.threshold != 0, below, np.float32(0))])
+        magnitude, zero = np.abs(node.threshold), node.threshold == 0
         nodes = [
-            nir.Linear(weight=np.concatenate([identity, -identity]), metadata={"cmru_stack": True}),
-            _threshold_layer(threshold, dt, {**unit, **node.metadata}),
+            nir.Affine(weight=np.concatenate([-identity, identity]), bias=np.tile(magnitude, 2)),
+            _threshold_layer(np.zeros(2 * width, np.float32), dt, metadata),
+            nir.Affine(  # e = s2 - s1, or 1 - 2 s1 where beta = 0
+                weight=np.concatenate([np.diag(np.where(zero, -2.0, -1.0)),
+                                       np.diag(np.where(zero, 0.0, 1.0))], axis=1).astype(np.float32),
+                bias=zero.astype(np.float32),
+            ),
         ]
-    nodes.append(nir.Linear(weight=np.concatenate([identity, -identity], axis=1)))
     if node.output_state:
         nodes.append(nir.I(r=node.alpha.astype(np.float64) / dt))
         nodes.append(nir.Affine(weight=identity, bias=node.h0.copy()))
@@ -206,8 +217,7 @@ def _threshold_layer(threshold: np.ndarray, dt: float, metadata: dict | None = N
 
 
 def _lowered_input_threshold(width: int, dt: float, metadata: dict) -> list[nir.NIRNode]:
-    """The first four nodes of :func:`lower` for a threshold from the input: ``[c | beta]``
-    in, ``(pos, neg)`` = ``([c >= |beta|], [-c >= |beta|] and c < 0)`` out."""
+    """The events of :func:`lower` for a threshold from the input: ``[c | beta]`` in."""
     one, zero = np.eye(width, dtype=np.float32), np.zeros((width, width), np.float32)
     differences = np.block([
         [-one, one],    # beta - c:   s1 = [beta - c > 0]   (not c >= beta)
@@ -224,21 +234,8 @@ def _lowered_input_threshold(width: int, dt: float, metadata: dict) -> list[nir.
         _threshold_layer(zeros, dt, metadata),
         nir.Affine(weight=combine, bias=bias),
         _threshold_layer(zeros[: 2 * width], dt),
+        nir.Linear(weight=np.concatenate([one, -one], axis=1)),
     ]
-
-
-def _fuse(nodes: list[nir.NIRNode], lowered: list[nir.NIRNode]) -> list[nir.NIRNode]:
-    """Append ``lowered``, folding a leading ``[I; -I]`` stack into a preceding Linear / Affine."""
-    stack = bool(np.asarray(lowered[0].metadata.get("cmru_stack", False)))
-    if not stack or not nodes or not isinstance(nodes[-1], (nir.Linear, nir.Affine)):
-        return [*nodes, *lowered]
-    last = nodes[-1]
-    weight = np.concatenate([last.weight, -last.weight])
-    if isinstance(last, nir.Linear):
-        fused = nir.Linear(weight=weight)
-    else:
-        fused = nir.Affine(weight=weight, bias=np.concatenate([last.bias, -last.bias]))
-    return [*nodes[:-1], fused, *lowered[1:]]
 
 
 def _chain(net: nn.Module) -> list[nn.Module]:
@@ -434,32 +431,31 @@ def from_nir(
 
 def _raise_lowered(ordered: list[tuple[str, nir.NIRNode]]) -> list[tuple[str, nir.NIRNode]]:
     """Lowered units (a LIF whose metadata keeps the unit, see :func:`lower`) back to
-    :class:`CMRU` nodes. A fixed threshold: the preceding ``[W; -W]`` keeps its top half (the
-    ``[I; -I]`` stack goes) and the ``[I, -I]`` Linear goes. A threshold from the input: the
-    preceding differences Linear goes, and the combining Affine, the second LIF and the
-    ``[I, -I]`` Linear. With the state, ``I`` and ``Affine`` go too."""
+    :class:`CMRU` nodes: the lowering's own nodes go (the one before the LIF, those after it
+    up to the events, and ``I`` and ``Affine`` for the state). Files lowered before
+    2026-12-07 (no ``cmru_lowering``) folded an ``[I; -I]`` stack into the layer before: that
+    keeps its top half."""
     result, index = [], 0
     while index < len(ordered):
         name, node = ordered[index]
         metadata = node.metadata if isinstance(node, nir.LIF) else {}
-        # files lowered before the input-threshold form have no cmru_threshold_from_input
-        unit = {"threshold_from_input": False}
+        unit = {"threshold_from_input": False}  # absent from the older files
         unit.update({f: metadata[f"cmru_{f}"] for f in _LOWERED_FIELDS if f"cmru_{f}" in metadata})
         if len(unit) != len(_LOWERED_FIELDS):
             result.append((name, node))
             index += 1
             continue
         flags = {f: bool(np.asarray(unit[f])) for f in ("output_state", "threshold_from_input")}
-        stacked = result.pop()[1] if result else None
-        if (stacked is not None and not flags["threshold_from_input"]
-                and not np.asarray(stacked.metadata.get("cmru_stack", False))):
-            top = {"weight": stacked.weight[: len(stacked.weight) // 2]}
-            if isinstance(stacked, nir.Affine):
-                top["bias"] = stacked.bias[: len(stacked.bias) // 2]
-            result.append((f"{name}.input", type(stacked)(**top)))
+        form = _text(metadata.get("cmru_lowering", "stack"))
+        before = result.pop()[1] if result else None
+        if form == "stack" and before is not None and not np.asarray(before.metadata.get("cmru_stack", False)):
+            top = {"weight": before.weight[: len(before.weight) // 2]}
+            if isinstance(before, nir.Affine):
+                top["bias"] = before.bias[: len(before.bias) // 2]
+            result.append((f"{name}.input", type(before)(**top)))
         extra = {k: v for k, v in metadata.items() if not k.startswith("cmru_")}
         result.append((name, CMRU(**{**unit, **flags}, metadata=extra)))
-        index += (4 if flags["threshold_from_input"] else 2) + (2 if flags["output_state"] else 0)
+        index += (4 if form == "differences" else 2) + (2 if flags["output_state"] else 0)
     return result
 
 

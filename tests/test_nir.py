@@ -277,16 +277,18 @@ def test_lowered_graph_holds_standard_nodes_only():
     net = nn.Sequential(nn.Linear(F_IN, H), cs.CMRU(threshold=0.5, init_hidden=True))
     graph = cnir.to_nir(net, lowered=True)
     kinds = [type(node).__name__ for node in graph.nodes.values()]
-    assert kinds == ["Input", "Affine", "LIF", "Linear", "Output"]
-    lif = graph.nodes["lif"]
-    assert lif.v_threshold.dtype == np.float32 and np.all(lif.v_threshold < 0.5)
-    assert np.all(np.nextafter(lif.v_threshold, np.float32(1)) == np.float32(0.5))
+    assert kinds == ["Input", "Affine", "Affine", "LIF", "Affine", "Output"]
+    lif, margins = graph.nodes["lif"], graph.nodes["affine_1"]
+    assert not lif.v_threshold.any()  # one threshold per node (snnTorch's importer asserts it)
+    np.testing.assert_array_equal(margins.bias, np.full(2 * H, 0.5, np.float32))  # |beta| -+ c
     np.testing.assert_array_equal(lif.tau, np.full(2 * H, cnir.SNNTORCH_DT))
 
 
+@pytest.mark.parametrize("threshold", [0.5, torch.tensor([0.5, 0.25, 0.0, 0.75, 0.5, 0.25])])
 @pytest.mark.parametrize("cls", [cs.CMRU, cs.BMRU])
-def test_lowered_graph_in_snntorch_import_from_nir_gives_our_events_ties_included(cls, tmp_path):
-    net = on_grid(nn.Sequential(nn.Linear(F_IN, H), cls(threshold=0.5, init_hidden=True)))
+def test_lowered_graph_in_snntorch_import_from_nir_gives_our_events_ties_included(cls, threshold, tmp_path):
+    """Per-unit thresholds (one of them 0: sign(0) = +1) too, since every LIF threshold is 0."""
+    net = on_grid(nn.Sequential(nn.Linear(F_IN, H), cls(threshold=threshold, size=H, init_hidden=True)))
     x = grid_input()
     expected, ties = events_and_ties(net, x)
     assert ties > 0 and (expected == -1).any() and (expected == 1).any()
@@ -339,7 +341,7 @@ def test_lowered_events_without_our_metadata_import_as_standard_modules(backend)
         node.metadata = {}
     rebuilt = cnir.from_nir(graph, backend=backend, dt=cnir.SNNTORCH_DT)
     spiking = snn.Leaky if backend == "snntorch" else nt.LIFBoxCell
-    assert [type(m) for m in rebuilt] == [nn.Linear, spiking, nn.Linear]
+    assert [type(m) for m in rebuilt] == [nn.Linear, nn.Linear, spiking, nn.Linear]
     if backend == "snntorch":
         outputs = snntorch_outputs(rebuilt, x)
     else:
@@ -354,14 +356,44 @@ def test_lowered_state_output_is_an_integrator_of_alpha_events():
     net = nn.Sequential(nn.Linear(F_IN, H), neuron)
     graph = cnir.to_nir(net, lowered=True, dt=cnir.NORSE_DT)
     kinds = [type(node).__name__ for node in graph.nodes.values()]
-    assert kinds == ["Input", "Affine", "LIF", "Linear", "I", "Affine", "Output"]
+    assert kinds == ["Input", "Affine", "Affine", "LIF", "Affine", "I", "Affine", "Output"]
     x = 2 * torch.randn(T, B, F_IN)
     expected = snntorch_outputs(net, x)
     events = snntorch_outputs(nn.Sequential(net[0], cs.CMRU(threshold=0.5, init_hidden=True)), x)
-    integrator, offset = graph.nodes["i"], graph.nodes["affine_1"]
+    integrator, offset = graph.nodes["i"], graph.nodes["affine_3"]
     v = torch.cumsum(cnir.NORSE_DT * torch.from_numpy(integrator.r).float() * events, dim=0)
     state = v @ torch.from_numpy(offset.weight).T + torch.from_numpy(offset.bias)
     torch.testing.assert_close(state, expected, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["snntorch", "norse"])
+def test_a_file_lowered_before_2026_12_07_still_imports_as_our_neuron(backend, tmp_path):
+    """The earlier layout: ``[W; -W]`` folded into the projection, per-unit LIF thresholds
+    just below |beta|, no ``cmru_lowering`` key."""
+    neuron = cs.CMRU(threshold=torch.rand(H) + 0.25, size=H, init_hidden=True)
+    net = nn.Sequential(nn.Linear(F_IN, H), neuron)
+    weight, bias = (v.detach().numpy() for v in (net[0].weight, net[0].bias))
+    threshold = neuron.threshold.detach().numpy()
+    below = np.nextafter(np.abs(threshold), np.float32(-np.inf))
+    unit = {"cmru_alpha": np.ones(H, np.float32), "cmru_threshold": threshold,
+            "cmru_epsilon": np.ones(H, np.float32), "cmru_h0": np.zeros(H, np.float32),
+            "cmru_output_state": False}
+    identity = np.eye(H, dtype=np.float32)
+    graph = nir.NIRGraph.from_list(
+        nir.Affine(weight=np.concatenate([weight, -weight]), bias=np.concatenate([bias, -bias])),
+        nir.LIF(tau=np.full(2 * H, 1e-4), r=np.ones(2 * H), v_leak=np.zeros(2 * H),
+                v_threshold=np.concatenate([below, below]), v_reset=np.zeros(2 * H), metadata=unit),
+        nir.Linear(weight=np.concatenate([identity, -identity], axis=1)),
+    )
+    rebuilt = round_trip(graph, tmp_path, backend)
+    x = 2 * torch.randn(T, B, F_IN)
+    expected = snntorch_outputs(net, x)
+    if backend == "snntorch":
+        assert [type(m) for m in rebuilt] == [nn.Linear, cs.CMRU]
+        assert torch.equal(snntorch_outputs(rebuilt, x), expected)
+    else:
+        assert [type(m) for m in rebuilt] == [nn.Linear, cn.CMRUCell]
+        assert torch.equal(norse_outputs(rebuilt, x)[: expected.numel()].reshape(expected.shape), expected)
 
 
 # -- the threshold from the input (the paper's form), lowered ------------------------------

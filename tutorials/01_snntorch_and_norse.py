@@ -149,14 +149,15 @@ print("NIR round trip: identical outputs; nodes:", sorted(nir.read(path).nodes))
 
 # %% [markdown]
 # A CMRU or BMRU also exports in standard NIR nodes only (`lowered=True`: Affine, LIF as a
-# threshold, Linear; two threshold layers for a threshold from the input; the state as an
-# integrator), which readers that know nothing of `cmru_neuro` load. snnTorch's own importer, here on the events of a CMRU
-# with one threshold (its importer wants one per layer):
+# threshold, Affine; two threshold layers for a threshold from the input; the state as an
+# integrator), which readers that know nothing of `cmru_neuro` load. snnTorch's own
+# importer, here on the events of the trained layer, its learned per-unit thresholds
+# included:
 
 # %%
 from snntorch.import_nir import import_from_nir
 
-events = nn.Sequential(cmru[0], cs.CMRU(threshold=1.0, init_hidden=True))
+events = nn.Sequential(cmru[0], cs.CMRU(threshold=cmru[1].threshold.detach(), size=hidden, init_hidden=True))
 lowered = cnir.to_nir(events, lowered=True, dt=cnir.SNNTORCH_DT)
 print("lowered nodes:", [type(node).__name__ for node in lowered.nodes.values()])
 theirs = import_from_nir(lowered)
