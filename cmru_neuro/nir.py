@@ -154,14 +154,13 @@ def lower(node: CMRU, dt: float = SNNTORCH_DT, where: str = "node") -> list[nir.
         LIF tau = dt, r = 1, 0      [c >= |beta|] and [-c >= |beta|, c < 0]        (2H,)
         Linear [I, -I]              e                                              (H,)
 
-    Only sums and differences of two of the reader's own currents (and small integers) meet a
-    threshold, so no float is made up here: no value just below a threshold, which an
-    importer that rounds its membrane update (Norse's ``v + (x - v)``) would lose.
-
-    The sign of a rounded difference or sum of two floats is exact, so the events are ours
-    to the bit, ties included, for the ``c`` and ``beta`` a reader computes (neither first
-    node is folded into the layer before, which would round differently). Then, with
-    ``output_state``, ``I`` with ``r = alpha / dt`` and ``Affine (I, h0)``: h = h0 + alpha sum e.
+    Only a sum or difference of two of the reader's own values (or small integers) meets a
+    threshold, and the sign of a rounded sum of two floats is exact: the events are ours to
+    the bit, ties included, for the ``c`` and ``beta`` a reader computes. So the first node
+    is not folded into the layer before (that would round differently), and no float just
+    below a threshold is made up (an importer that rounds its membrane update, Norse's
+    ``v + (x - v)``, would lose it). Then, with ``output_state``, ``I`` with
+    ``r = alpha / dt`` and ``Affine (I, h0)``: h = h0 + alpha sum e.
 
     A LIF with ``tau = dt`` forgets its membrane in one Euler step of ``dt``, so an importer
     stepping with ``dt`` sees a threshold. Events hold for CMRU and BMRU; the state only for
