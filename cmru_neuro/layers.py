@@ -217,11 +217,20 @@ class MemoryUnit(nn.Module):
 
     def currents(self, x: Tensor) -> Currents:
         """Project input ``(..., F)`` to the unit's currents ``(..., H)``."""
-        weight, bias = self.projection_weights()
-        currents = nn.functional.linear(x, weight)
+        currents, bias = self._project(x)
         if bias is not None:  # added after the product, as memory_sequence adds it: one rounding
             currents = currents + bias
         return Currents(*F.split_currents(currents, self._fixed_threshold, self.input_step))
+
+    def _project(self, x: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+        """``(W x, b)``: the bias left to :func:`~cmru_neuro.functional.memory_sequence`,
+        whose fused kernels add it without a pass of its own. Only for a plain ``nn.Linear``
+        with no hooks; any other projection (pruned, weight-normed, hooked, a subclass)
+        runs its own forward: ``(projection(x), None)``."""
+        projection = self.projection
+        if type(projection) is nn.Linear and not _has_hooks(projection):
+            return nn.functional.linear(x, projection.weight), projection.bias
+        return projection(x), None
 
     def update(self, currents: Currents) -> F.Update:
         """Gate, events and decay from the currents."""
@@ -279,9 +288,9 @@ class MemoryUnit(nn.Module):
         """States, gates, events and levels ``(T, B, H)``, time-first (the last three None
         unless in ``record``; the composed update of a non-fusable unit records all)."""
         if self.fusable:
-            weight, bias = self.projection_weights()
+            currents, bias = self._project(x)
             result = F.memory_sequence(
-                nn.functional.linear(x, weight), self._fixed_threshold, h0,
+                currents, self._fixed_threshold, h0,
                 None if self.input_step else self.alpha, self.epsilon, self.surrogate,
                 bias=bias, record=record, mode=mode,
             )
@@ -440,6 +449,18 @@ class FirstQuadrantBMRU(MemoryUnit):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", rectify_input={self.rectify_input}"
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    """True when calling ``module`` would run hooks (its own or global ones): the condition
+    of ``nn.Module.__call__``'s fast path."""
+    hooks = nn.modules.module
+    return bool(
+        module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+        or module._backward_pre_hooks or hooks._global_forward_hooks
+        or hooks._global_forward_pre_hooks or hooks._global_backward_hooks
+        or hooks._global_backward_pre_hooks
+    )
 
 
 def _random_signs(like: Tensor) -> Tensor:

@@ -93,6 +93,77 @@ def _no_host_reads(monkeypatch):
         yield
 
 
+def _reference(unit: MemoryUnit, weight: torch.Tensor, bias: torch.Tensor) -> MemoryUnit:
+    """A plain copy of ``unit`` whose projection holds ``weight`` and ``bias``."""
+    plain = type(unit)(unit.input_size, unit.hidden_size)
+    plain.load_state_dict({k: v for k, v in unit.state_dict().items() if not k.startswith("projection.")},
+                          strict=False)
+    with torch.no_grad():
+        plain.projection.weight.copy_(weight)
+        plain.projection.bias.copy_(bias)
+    return plain
+
+
+@pytest.mark.parametrize("name", ["cmru", "acmru"])
+def test_a_projection_with_hooks_or_a_subclass_runs_its_own_forward(monkeypatch, name):
+    """The bias goes to the fused kernels only for a plain nn.Linear; a forward hook, a
+    pruning mask, weight norm or a Linear subclass must still see, or shape, the currents."""
+    from torch.nn.utils import parametrizations, prune
+
+    x = torch.randn(9, 2, 3)
+    seen = []
+    hooked = MEMORY_UNITS[name](3, 4)
+    hooked.projection.register_forward_hook(lambda module, inputs, output: seen.append(output))
+    out, _ = hooked(x)
+    assert len(seen) == 1 and seen[0].shape == (9, 2, hooked.projection.out_features)
+    torch.testing.assert_close(out, _reference(hooked, hooked.projection.weight, hooked.projection.bias)(x)[0])
+
+    pruned = MEMORY_UNITS[name](3, 4)
+    prune.l1_unstructured(pruned.projection, "weight", amount=0.5)
+    with torch.no_grad():
+        pruned.projection.weight_orig.mul_(3.0)  # the mask is applied by a pre-hook at each call
+    reference = _reference(pruned, pruned.projection.weight_orig * pruned.projection.weight_mask,
+                           pruned.projection.bias)
+    torch.testing.assert_close(pruned(x)[0], reference(x)[0])
+
+    normed = MEMORY_UNITS[name](3, 4)
+    parametrizations.weight_norm(normed.projection)
+    with torch.no_grad():
+        normed.projection.parametrizations.weight.original0.mul_(2.0)
+    weight = normed.projection.weight.detach().clone()
+    torch.testing.assert_close(normed(x)[0], _reference(normed, weight, normed.projection.bias)(x)[0])
+
+    class Doubled(torch.nn.Linear):
+        def forward(self, inputs):
+            return 2 * super().forward(inputs)
+
+    doubled = MEMORY_UNITS[name](3, 4)
+    plain_projection = doubled.projection
+    doubled.projection = Doubled(3, plain_projection.out_features)
+    doubled.projection.load_state_dict(plain_projection.state_dict())
+    expected = _reference(doubled, 2 * plain_projection.weight, 2 * plain_projection.bias)(x)[0]
+    torch.testing.assert_close(doubled(x)[0], expected)
+
+
+def test_a_plain_projection_hands_its_bias_to_the_entry_point(monkeypatch):
+    biases = []
+    entry = F.memory_sequence
+
+    def spy(*args, **kwargs):
+        biases.append(kwargs.get("bias"))
+        return entry(*args, **kwargs)
+
+    monkeypatch.setattr(F, "memory_sequence", spy)
+    unit = CMRU(3, 4)
+    unit(torch.randn(5, 2, 3))
+    handle = unit.projection.register_forward_pre_hook(lambda module, inputs: None)
+    unit(torch.randn(5, 2, 3))
+    handle.remove()
+    unit(torch.randn(5, 2, 3))
+    assert [b is unit.projection.bias for b in biases] == [True, False, True]
+    assert biases[1] is None
+
+
 def test_the_patch_catches_a_host_read(monkeypatch):
     with pytest.raises(AssertionError, match="device sync"), _no_host_reads(monkeypatch):
         bool(torch.ones(()) > 0)
