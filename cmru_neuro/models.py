@@ -49,7 +49,7 @@ from torch import Tensor, nn
 from ._checks import check_choice, check_positive_int, check_positive_number, check_sequence
 from .baselines import LRU, MinGRU
 from .layers import INITS, MemoryUnit
-from .network import READOUTS, UNITS, MemoryNetwork
+from .network import READOUTS, UNITS, MemoryNetwork, read_steps
 from .unit_kinds import UNIT_KINDS
 
 #: Cells by name. "bmru-anneal": a memory unit trained from epsilon 1 (CMRU) to 0 (BMRU) by
@@ -349,14 +349,7 @@ class BlockModel(nn.Module):
         x = self.encoder(x)
         for block in self.blocks:
             x = block(x)
-        x = self.norm(x)
-        if self.readout_mode != "sequence" and x.shape[0] == 0:
-            raise ValueError(f"x: expected at least one time step for readout {self.readout_mode!r}, got T = 0")
-        if self.readout_mode == "last":
-            x = x[-1]
-        elif self.readout_mode == "mean":
-            x = x.mean(dim=0)
-        out = self.decoder(x)
+        out = self.decoder(read_steps(self.norm(x), self.readout_mode))
         return out if batched else out.squeeze(-2)
 
 
@@ -444,13 +437,10 @@ class ReferenceModel(nn.Module):
             x = layer(x, positions)
         if self.post_mlp is not None:
             x = x + self.post_mlp(self.post_norm(x))
-        if self.readout_mode != "sequence" and x.shape[0] == 0:
-            raise ValueError(f"x: expected at least one time step for readout {self.readout_mode!r}, got T = 0")
         if self.readout_mode == "last":
-            out = self.decoder(x[-1])
-        else:
-            logits = self.decoder(x)
-            out = logits.mean(dim=0) if self.readout_mode == "mean" else logits
+            out = self.decoder(read_steps(x, "last"))
+        else:  # the authors average the logits, not the features
+            out = read_steps(self.decoder(x), self.readout_mode)
         return out if batched else out.squeeze(-2)
 
 

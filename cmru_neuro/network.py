@@ -72,17 +72,21 @@ class MemoryNetwork(nn.Module):
                 traces.append(trace)
             else:
                 h, _ = unit(h)
-        if self.readout_mode != "sequence" and h.shape[0] == 0:
-            raise ValueError(f"x: expected at least one time step for readout {self.readout_mode!r}, got T = 0")
-        if self.readout_mode == "last":
-            h = h[-1]
-        elif self.readout_mode == "mean":
-            h = h.mean(dim=0)
-        out = self.readout(h)
+        out = self.readout(read_steps(h, self.readout_mode))
         return (out, traces) if return_traces else out
 
     def extra_repr(self) -> str:
         return f"unit={self.unit_name!r}, readout={self.readout_mode!r}"
+
+
+def read_steps(h: Tensor, readout: str) -> Tensor:
+    """What a readout reads of ``h`` ``(T, B, W)``: the last step ``(B, W)``, the mean over
+    time ``(B, W)`` or every step (``"sequence"``); T = 0 is refused for the first two."""
+    if readout != "sequence" and h.shape[0] == 0:
+        raise ValueError(f"x: expected at least one time step for readout {readout!r}, got T = 0")
+    if readout == "last":
+        return h[-1]
+    return h.mean(dim=0) if readout == "mean" else h
 
 
 def set_mode(model: nn.Module, mode: str) -> None:
@@ -93,4 +97,4 @@ def set_mode(model: nn.Module, mode: str) -> None:
             module.mode = mode
 
 
-__all__ = ["MemoryNetwork", "UNITS", "READOUTS", "set_mode"]
+__all__ = ["MemoryNetwork", "UNITS", "READOUTS", "read_steps", "set_mode"]
